@@ -96,12 +96,13 @@ class RunCgroup:
         return [int(p) for p in text.split()]
 
     def kill_all(self, wait_s: float = 5.0) -> bool:
-        """SIGKILL every process until the cgroup is empty; False if something survived wait_s."""
+        """SIGKILL every task until none is left, exiting ones included; False after wait_s."""
         kill_file = self.pids_dir / "cgroup.kill"
         deadline = time.monotonic() + wait_s
         while True:
             pids = self.pids()
-            if not pids:
+            # pids.current also counts tasks still exiting, which cgroup.procs no longer lists
+            if not pids and int((self.pids_dir / "pids.current").read_text()) == 0:
                 return True
             if self.version == 2 and kill_file.exists():
                 _write(kill_file, "1")

@@ -1,0 +1,113 @@
+"""Typed configs: dataclass schemas filled from YAML and `key=value` overrides via OmegaConf.
+
+Errors are caught before any heavy work and reported as `ConfigError` naming the file and
+the key (unknown key, wrong type, missing required value). Recipes call `parse_cli`, which
+also answers `--help` / `--show-config` by printing every setting with its default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+T = TypeVar("T")
+
+__all__ = ["MISSING", "ConfigError", "load_config", "parse_cli", "to_yaml", "save_config"]
+
+
+class ConfigError(ValueError):
+    """A config cannot be used; the message names the source and the key."""
+
+
+def _describe(err: OmegaConfBaseException, source: str) -> ConfigError:
+    key = getattr(err, "full_key", None) or getattr(err, "key", None)
+    msg = str(err).split("\n")[0]
+    where = f"key '{key}'" if key else "config"
+    return ConfigError(f"{source}: {where}: {msg}")
+
+
+def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Build a `schema` instance: defaults <- YAML file <- `key=value` overrides."""
+    base = OmegaConf.structured(schema)
+    source = "defaults"
+    try:
+        if path is not None:
+            source = str(path)
+            if not Path(path).exists():
+                raise ConfigError(f"{path}: no such config file")
+            loaded = OmegaConf.load(path)
+            if loaded is None:
+                loaded = OmegaConf.create({})
+            base = OmegaConf.merge(base, loaded)
+        if overrides:
+            source = "command line"
+            for item in overrides:
+                if "=" not in item:
+                    raise ConfigError(f"command line: '{item}' is not key=value")
+            base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+        source = str(path) if path is not None else "defaults"
+        missing = sorted(OmegaConf.missing_keys(base))
+        if missing:
+            raise ConfigError(f"{source}: key '{missing[0]}': required value is missing"
+                              + (f" (also missing: {missing[1:]})" if len(missing) > 1 else ""))
+        return OmegaConf.to_object(base)
+    except OmegaConfBaseException as e:
+        raise _describe(e, source) from None
+
+
+def to_yaml(cfg: Any) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(to_yaml(cfg))
+
+
+def _help_text(schema: type, prog: str, default_path: str | None) -> str:
+    lines = [f"usage: {prog} [config=FILE.yaml] [key=value ...] [--show-config]", ""]
+    if default_path:
+        lines.append(f"Default config file: {default_path}")
+    lines.append("Settings (dotted keys, defaults from the config file):")
+    doc = (schema.__doc__ or "").strip()
+    if doc:
+        lines.insert(1, doc)
+    return "\n".join(lines)
+
+
+def parse_cli(schema: type[T], argv: Sequence[str] | None = None, default_path: str | Path | None = None,
+              prog: str | None = None) -> T:
+    """Recipe entry: `config=FILE` picks the YAML (else default_path), the rest are overrides.
+
+    Exits with status 2 and a one-line message on a config error; `--help` and
+    `--show-config` print every resolved setting and exit 0.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or Path(sys.argv[0]).name
+    path = default_path
+    overrides = []
+    show = False
+    for a in argv:
+        if a in ("-h", "--help", "--show-config"):
+            show = True
+        elif a.startswith("config="):
+            path = a.split("=", 1)[1]
+        else:
+            overrides.append(a)
+    try:
+        cfg = load_config(schema, path, overrides)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if show:
+        print(_help_text(schema, prog, str(default_path) if default_path else None))
+        print(to_yaml(cfg))
+        sys.exit(0)
+    return cfg
+
+
+def field_names(schema: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(schema)]

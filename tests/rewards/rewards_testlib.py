@@ -1,0 +1,35 @@
+"""Helpers shared by the rewards tests: small sandbox limits and leftover checks."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rewards.sandbox import Limits, Sandbox
+
+SMALL = Limits(timeout_s=2.0, cpu_s=1, memory_mb=256, file_size_mb=4, open_files=32,
+               processes=32, workdir_mb=8, output_bytes=4096)
+
+
+def sandbox_processes() -> list[str]:
+    """Processes that belong to a sandbox run: owned by `nobody`, or inside a run cgroup."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        uid_line = next((l for l in text.splitlines() if l.startswith("Uid:")), "")
+        if uid_line.split()[1:2] == ["65534"]:
+            found.append(status.parent.name)
+    return found
+
+
+def run_cgroup_dirs() -> list[Path]:
+    own = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctl, path = line.split(":", 2)
+        own[ctl] = path
+    bases = [Path("/sys/fs/cgroup") / own.get("", "/").lstrip("/"),
+             Path("/sys/fs/cgroup/pids") / own.get("pids", "/").lstrip("/"),
+             Path("/sys/fs/cgroup/memory") / own.get("memory", "/").lstrip("/")]
+    return [d for b in bases if b.is_dir() for d in b.glob("reforge-sbx-*")]
