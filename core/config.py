@@ -7,10 +7,12 @@ also answers `--help` / `--show-config` by printing every setting with its defau
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
+import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -21,6 +23,40 @@ __all__ = ["MISSING", "ConfigError", "load_config", "parse_cli", "to_yaml", "sav
 
 class ConfigError(ValueError):
     """A config cannot be used; the message names the source and the key."""
+
+
+class _Yaml12BoolLoader(yaml.SafeLoader):
+    """YAML with 1.2 booleans: `on`/`off`/`yes`/`no` stay strings.
+
+    Why: the reasoning modes are literally `on` and `off`; YAML 1.1 (PyYAML's default, and
+    OmegaConf's) would silently turn `modes: [on, off]` into `[True, False]`.
+    """
+
+
+_Yaml12BoolLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12BoolLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _yaml_value(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12BoolLoader) if text.strip() else ""
+
+
+def _dotlist_tree(overrides: Sequence[str]) -> dict:
+    tree: dict = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"command line: '{item}' is not key=value")
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _yaml_value(value)
+    return tree
 
 
 def _describe(err: OmegaConfBaseException, source: str) -> ConfigError:
@@ -39,16 +75,13 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
             source = str(path)
             if not Path(path).exists():
                 raise ConfigError(f"{path}: no such config file")
-            loaded = OmegaConf.load(path)
-            if loaded is None:
-                loaded = OmegaConf.create({})
-            base = OmegaConf.merge(base, loaded)
+            loaded = _yaml_value(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+            base = OmegaConf.merge(base, OmegaConf.create(loaded))
         if overrides:
             source = "command line"
-            for item in overrides:
-                if "=" not in item:
-                    raise ConfigError(f"command line: '{item}' is not key=value")
-            base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+            base = OmegaConf.merge(base, OmegaConf.create(_dotlist_tree(overrides)))
         source = str(path) if path is not None else "defaults"
         missing = sorted(OmegaConf.missing_keys(base))
         if missing:
@@ -57,6 +90,8 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
         return OmegaConf.to_object(base)
     except OmegaConfBaseException as e:
         raise _describe(e, source) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: invalid YAML: {e}") from None
 
 
 def to_yaml(cfg: Any) -> str:

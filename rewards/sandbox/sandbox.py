@@ -93,8 +93,8 @@ class Sandbox:
                 cgroup.close_fds()
             out, err, timed_out = self._collect(proc, limits, start)
             if timed_out:
-                self._kill(proc, cgroup)
-            proc.wait()
+                self._kill(proc)
+            proc.wait()  # reap the launcher first: a zombie still counts in pids.current
             leftovers_killed = cgroup.kill_all() if cgroup else True
             hits = cgroup.events() if cgroup else {"processes": 0, "memory": 0}
         finally:
@@ -177,14 +177,12 @@ class Sandbox:
                 (bytes(bufs[proc.stderr]), truncated[proc.stderr]), timed_out)
 
     @staticmethod
-    def _kill(proc: subprocess.Popen, cgroup: RunCgroup | None) -> None:
+    def _kill(proc: subprocess.Popen) -> None:
         """The launcher dies -> its PID namespace dies with it; the cgroup catches the rest."""
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        if cgroup is not None:
-            cgroup.kill_all()
 
     def _verdict(self, rc: int, timed_out: bool, out: tuple[bytes, bool], err: tuple[bytes, bool],
                  hits: dict[str, int], limits: Limits, seconds: float) -> Verdict:
