@@ -57,6 +57,7 @@ setup(
             "model = core.cli_commands:register_model",
             "rewards = rewards.cli:register_rewards",
             "sandbox = rewards.cli:register_sandbox",
+            "eval = evaluation.cli:register_eval",
         ],
     },
 )
