@@ -35,6 +35,15 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
+def _alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @dataclass
 class RunCgroup:
     """The directories of one run's cgroup (one for v2; a pids and a memory one for v1)."""
@@ -96,14 +105,18 @@ class RunCgroup:
         return [int(p) for p in text.split()]
 
     def kill_all(self, wait_s: float = 5.0) -> bool:
-        """SIGKILL every task until none is left, exiting ones included; False after wait_s."""
+        """SIGKILL every task until the cgroup is empty and the killed tasks have left /proc.
+
+        Waiting on /proc, not pids.current: cgroup v1 releases the pids charge of an exited
+        task up to ~2 s late. A zombie counts as gone: bwrap's outer process exits without
+        reaping its PID namespace's init, which the host's init then reaps; by the time that
+        init is a zombie the kernel has already killed everything else in its namespace.
+        """
         kill_file = self.pids_dir / "cgroup.kill"
         deadline = time.monotonic() + wait_s
-        while True:
-            pids = self.pids()
-            # pids.current also counts tasks still exiting, which cgroup.procs no longer lists
-            if not pids and int((self.pids_dir / "pids.current").read_text()) == 0:
-                return True
+        killed: set[int] = set()
+        while pids := self.pids():
+            killed.update(pids)
             if self.version == 2 and kill_file.exists():
                 _write(kill_file, "1")
             else:
@@ -114,7 +127,12 @@ class RunCgroup:
                         pass
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.005)
+            time.sleep(0.002)
+        while any(_alive(pid) for pid in killed):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
 
     def events(self) -> dict[str, int]:
         """Which limits were hit: {'processes': n, 'memory': n} (counts of refusals / OOM kills)."""

@@ -6,12 +6,15 @@ from pathlib import Path
 
 from rewards.sandbox import Limits, Sandbox
 
-SMALL = Limits(timeout_s=2.0, cpu_s=1, memory_mb=256, file_size_mb=4, open_files=32,
+SMALL = Limits(timeout_s=2.0, cpu_s=1, memory_mb=128, file_size_mb=4, open_files=32,
                processes=32, workdir_mb=8, output_bytes=4096)
 
 
 def sandbox_processes() -> list[str]:
-    """Processes that belong to a sandbox run: owned by `nobody`, or inside a run cgroup."""
+    """Live (non-zombie) processes owned by `nobody`, the sandbox's user.
+
+    Zombies are excluded: bwrap leaves its namespace's init for the host's init to reap.
+    """
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -19,7 +22,8 @@ def sandbox_processes() -> list[str]:
         except OSError:
             continue
         uid_line = next((l for l in text.splitlines() if l.startswith("Uid:")), "")
-        if uid_line.split()[1:2] == ["65534"]:
+        state_line = next((l for l in text.splitlines() if l.startswith("State:")), "")
+        if uid_line.split()[1:2] == ["65534"] and "Z" not in state_line.split()[1:2]:
             found.append(status.parent.name)
     return found
 
