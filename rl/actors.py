@@ -1,0 +1,164 @@
+"""Ray actor groups around the policy workers and the generators.
+
+Each group hides its fan-out: a batch is sharded over the policy ranks (equal shards, so
+every rank runs the same collectives), prompts are split over the generator engines and
+the completions come back in request order.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from core.engines.base import Completion, SamplingSettings
+from core.training import TrainConfig
+from rl.batch import RolloutBatch
+from rl.generator import GeneratorConfig, GeneratorWorker
+from rl.losses import PolicyLossConfig
+from rl.policy_worker import PolicyWorker
+
+
+@dataclass
+class PlacementConfig:
+    """Where actors go. Custom resources (e.g. {"rollout": 1}) pin roles to nodes."""
+
+    policy_world_size: int = 1
+    policy_num_cpus: float = 1.0
+    policy_threads: int = 2  # torch threads inside each policy rank (Ray sets 1 per CPU otherwise)
+    policy_resources: dict[str, float] = field(default_factory=dict)
+    generator_resources: dict[str, float] = field(default_factory=dict)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+@ray.remote
+class _PolicyActor(PolicyWorker):
+    """Construction is two-phase: rank 0's address and port are only known once its actor
+    is placed, and joining the process group blocks until every rank has joined."""
+
+    def __init__(self, threads: int = 1):
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def setup(self, *args, **kwargs) -> None:
+        PolicyWorker.__init__(self, *args, **kwargs)
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def address(self) -> tuple[str, int]:
+        return ray.util.get_node_ip_address(), _free_port()
+
+
+@ray.remote
+class _GeneratorActor(GeneratorWorker):
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+
+def _shards(n: int, world: int) -> list[list[int]]:
+    return [list(range(r, n, world)) for r in range(world)]
+
+
+class PolicyGroup:
+    def __init__(self, model_dir: str, train: TrainConfig, placement: PlacementConfig, keep_reference: bool,
+                 micro_batch_size: int):
+        world = placement.policy_world_size
+        opts = dict(num_cpus=placement.policy_num_cpus, resources=placement.policy_resources or None)
+        self.workers = [_PolicyActor.options(**opts).remote(threads=placement.policy_threads) for _ in range(world)]
+        master, port = ray.get(self.workers[0].address.remote())
+        ray.get([w.setup.remote(model_dir, train, rank=rank, world_size=world, master_addr=master,
+                                master_port=port, keep_reference=keep_reference, micro_batch_size=micro_batch_size)
+                 for rank, w in enumerate(self.workers)])
+
+    @property
+    def world_size(self) -> int:
+        return len(self.workers)
+
+    def node_ids(self) -> list[str]:
+        return ray.get([w.node_id.remote() for w in self.workers])
+
+    def logprobs(self, batch: RolloutBatch, reference: bool = False) -> list[list[float]]:
+        world = self.world_size
+        n = len(batch)
+        padded = batch.select(list(range(n)) + [n - 1] * ((-n) % world))  # equal shards for collectives
+        shards = _shards(len(padded), world)
+        parts = ray.get([w.logprobs.remote(padded.select(s), reference) for w, s in zip(self.workers, shards)])
+        out: list[list[float] | None] = [None] * len(padded)
+        for s, part in zip(shards, parts):
+            for i, lp in zip(s, part):
+                out[i] = lp
+        return out[:n]
+
+    def train_step(self, batch: RolloutBatch, loss_cfg: PolicyLossConfig) -> dict[str, float]:
+        world = self.world_size
+        usable = len(batch) - len(batch) % world
+        batch = batch.select(list(range(usable)))
+        token_norm = float(sum(sum(m) for m in batch.loss_masks)) or 1.0
+        seq_norm = float(len(batch)) or 1.0
+        stats = ray.get([w.train_step.remote(batch.select(s), loss_cfg, token_norm, seq_norm)
+                         for w, s in zip(self.workers, _shards(usable, world))])
+        tokens = sum(s["tokens"] for s in stats) or 1.0
+        merged = {k: sum(s[k] * s["tokens"] for s in stats) / tokens
+                  for k in ("entropy", "clip_fraction", "kl", "ratio_mean")}
+        merged.update(loss=sum(s["loss"] for s in stats), grad_norm=stats[0]["grad_norm"], lr=stats[0]["lr"],
+                      tokens=tokens)
+        return merged
+
+    def state_buckets(self, bucket_bytes: int) -> list[Any]:
+        return ray.get([w.state_buckets.remote(bucket_bytes) for w in self.workers])[0]
+
+    def save_hf(self, out_dir: str) -> None:
+        ray.get([w.save_hf.remote(out_dir) for w in self.workers])
+
+    def save_state(self, directory: str) -> None:
+        ray.get([w.save_state.remote(directory) for w in self.workers])
+
+    def load_state(self, directory: str) -> None:
+        ray.get([w.load_state.remote(directory) for w in self.workers])
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            ray.kill(w)
+
+
+class GeneratorGroup:
+    def __init__(self, model_dir: str, cfg: GeneratorConfig, placement: PlacementConfig, seed: int):
+        opts = dict(num_cpus=cfg.num_cpus_per_engine, resources=placement.generator_resources or None)
+        self.workers = [_GeneratorActor.options(**opts).remote(model_dir, cfg, seed=seed + i)
+                        for i in range(cfg.num_engines)]
+        self.kind = ray.get(self.workers[0].engine_kind.remote())
+
+    def node_ids(self) -> list[str]:
+        return ray.get([w.node_id.remote() for w in self.workers])
+
+    def generate(self, prompts: list[list[int]], sampling: SamplingSettings) -> list[Completion]:
+        """Split prompts over the engines; completions come back grouped by prompt, in order."""
+        shards = _shards(len(prompts), len(self.workers))
+        parts = ray.get([w.generate.remote([prompts[i] for i in s], sampling)
+                         for w, s in zip(self.workers, shards) if s])
+        by_prompt: dict[int, list[Completion]] = {}
+        for s, part in zip([s for s in shards if s], parts):
+            for c in part:
+                c.prompt_index = s[c.prompt_index]
+                by_prompt.setdefault(c.prompt_index, []).append(c)
+        return [c for i in range(len(prompts)) for c in by_prompt[i]]
+
+    def update_weights(self, buckets: list[Any]) -> list[dict[str, float]]:
+        return ray.get([w.update_weights.remote(buckets) for w in self.workers])
+
+    def prompt_logprobs(self, sequences: list[list[int]], prompt_lens: list[int]) -> list[list[list[float]]]:
+        """Every engine's answer, so parity is checked on each of them."""
+        return ray.get([w.prompt_logprobs.remote(sequences, prompt_lens) for w in self.workers])
+
+    def shutdown(self) -> None:
+        ray.get([w.shutdown.remote() for w in self.workers])
+        for w in self.workers:
+            ray.kill(w)

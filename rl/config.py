@@ -1,0 +1,122 @@
+"""GRPO configuration: a typed tree that reads like the method's documentation.
+
+Defaults are the tiny CPU run; `recipes/configs/ultra_grpo_*.yaml` hold the tiny and the
+real-scale (LN-Ultra: 72 prompts x 16 samples, temperature 1, top-p 1, global batch 576,
+2 updates per rollout) settings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.metrics import LoggingConfig
+from core.training import TrainConfig
+from rl.actors import PlacementConfig
+from rl.curriculum import CurriculumConfig
+from rl.generator import GeneratorConfig
+
+
+@dataclass
+class DataConfig:
+    """Prompts for RL. Empty `train_file` = the synthetic math set built on the fly."""
+
+    train_file: str = ""
+    test_file: str = ""
+    synthetic_train_prompts: int = 512
+    synthetic_test_prompts: int = 128
+    synthetic_levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    reasoning_modes: list[str] = field(default_factory=lambda: ["on"])
+    on_malformed_row: str = "skip"  # skip | raise
+    seed: int = 0
+
+
+@dataclass
+class RolloutConfig:
+    """How each GRPO step samples."""
+
+    prompts_per_step: int = 32
+    samples_per_prompt: int = 8  # G, the group size
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 96
+    dynamic_sampling: bool = True  # drop zero-variance groups and refill
+    max_refill_rounds: int = 2
+    overlong_masking: bool = True  # truncated samples contribute no loss
+
+
+@dataclass
+class AlgorithmConfig:
+    """GRPO's loss and advantage settings."""
+
+    advantage: str = "std"  # std | no_std | loo
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    kl_coef: float = 0.0  # k3 KL to the reference, in the loss
+    aggregation: str = "token_mean"  # token_mean | seq_mean
+    updates_per_rollout: int = 2  # the paper uses 2: the rollout is split into this many optimizer steps
+    micro_batch_size: int = 64
+    tis_cap: float | None = None  # truncated importance sampling for generator/trainer mismatch
+
+
+@dataclass
+class FilterConfig:
+    """Pass-rate prefilter (LN-Ultra drops prompts its SFT model already solves >= 75%)."""
+
+    enabled: bool = True
+    samples: int = 8
+    max_pass_rate: float = 0.75
+    temperature: float = 1.0
+
+
+@dataclass
+class RewardConfig:
+    """Reward functions by name with weights; the accuracy reward decides "correct"."""
+
+    functions: dict[str, float] = field(default_factory=lambda: {"math": 1.0, "format": 0.2})
+    accuracy_reward: str = "math"
+    timeout_s: float = 10.0
+    num_workers: int = 2
+
+
+@dataclass
+class SyncConfig:
+    """Trainer -> generator weight sync and its parity check."""
+
+    bucket_mb: float = 64.0
+    parity_check: bool = True
+    parity_tolerance: float = 1e-3  # max |logprob diff| on the probe, float32
+    probe_sequences: int = 4
+
+
+@dataclass
+class EvalConfig:
+    """Held-out accuracy (greedy, `on` mode) before, during and after training."""
+
+    every_steps: int = 10
+    max_tokens: int = 128
+    modes: list[str] = field(default_factory=lambda: ["on"])
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO with vLLM generators in Ray actors. `model` empty = the tiny SFT policy."""
+
+    model: str = ""
+    steps: int = 40
+    seed: int = 0
+    run_dir: str = ""  # empty = runs/ultra_grpo-<time>
+    resume: str = "auto"  # auto (latest checkpoint in run_dir) | never | a checkpoint path
+    checkpoint_every: int = 10
+    ray_address: str = ""  # empty = connect to a running cluster if RAY_ADDRESS is set, else start one
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-5, warmup_steps=0, schedule="constant",
+                                                                   grad_clip=1.0))
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)

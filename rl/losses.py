@@ -1,0 +1,76 @@
+"""The GRPO policy loss: clipped surrogate with separate low/high clip, k3 KL to the
+reference, token-mean or sequence-mean aggregation, optional truncated importance weights.
+
+All inputs are per-token tensors [batch, time] over response tokens with a 0/1 `mask`
+(padding, and overlong samples when overlong masking is on, are 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+AGGREGATIONS = ("token_mean", "seq_mean")
+
+
+@dataclass(frozen=True)
+class PolicyLossConfig:
+    clip_low: float = 0.2
+    clip_high: float = 0.28  # "clip-higher" (DAPO); equal to clip_low gives the symmetric PPO clip
+    kl_coef: float = 0.0
+    aggregation: str = "token_mean"
+    tis_cap: float | None = None  # truncated importance sampling cap; None = off
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(pi || ref) per token: r - log r - 1 with r = ref/pi.
+    Non-negative and unbiased when tokens are sampled from pi."""
+    log_ratio = ref_logp - logp
+    return torch.exp(log_ratio) - log_ratio - 1.0
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, token_normalizer: float | None = None,
+              seq_normalizer: float | None = None) -> torch.Tensor:
+    """Reduce per-token values to a scalar.
+
+    token_mean divides the masked sum by the number of loss tokens in the *global* batch
+    (pass `token_normalizer` when this micro-batch is one of several); seq_mean averages
+    each sequence over its own tokens and then over the global number of sequences.
+    """
+    if mode == "token_mean":
+        denom = token_normalizer if token_normalizer is not None else mask.sum().clamp(min=1.0)
+        return (per_token * mask).sum() / denom
+    if mode == "seq_mean":
+        per_seq = (per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        denom = seq_normalizer if seq_normalizer is not None else max(per_token.shape[0], 1)
+        return per_seq.sum() / denom
+    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {mode!r}")
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                cfg: PolicyLossConfig, ref_logp: torch.Tensor | None = None,
+                generator_logp: torch.Tensor | None = None, token_normalizer: float | None = None,
+                seq_normalizer: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss to minimise and its statistics. `advantages` is [batch] (one per sample)."""
+    adv = advantages[:, None].expand_as(logp)
+    ratio = torch.exp(logp - old_logp)
+    surr = ratio * adv
+    surr_clipped = torch.clamp(ratio, 1.0 - cfg.clip_low, 1.0 + cfg.clip_high) * adv
+    per_token = -torch.minimum(surr, surr_clipped)
+    if cfg.tis_cap is not None and generator_logp is not None:
+        # The generator sampled with its own numerics; reweight towards the trainer's policy.
+        weight = torch.exp(old_logp - generator_logp).clamp(max=cfg.tis_cap).detach()
+        per_token = per_token * weight
+    kl = k3_kl(logp, ref_logp) if ref_logp is not None else torch.zeros_like(logp)
+    if cfg.kl_coef:
+        per_token = per_token + cfg.kl_coef * kl
+    loss = aggregate(per_token, mask, cfg.aggregation, token_normalizer, seq_normalizer)
+    with torch.no_grad():
+        n = mask.sum().clamp(min=1.0)
+        clipped = ((surr_clipped < surr) & (mask > 0)).float().sum() / n
+        stats = {
+            "clip_fraction": float(clipped),
+            "kl": float((kl * mask).sum() / n),
+            "ratio_mean": float((ratio * mask).sum() / n),
+        }
+    return loss, stats

@@ -1,0 +1,35 @@
+"""Pass-rate estimation and the prefilter (METHODS §1.6).
+
+Each prompt's pass rate is the fraction of k samples from the starting policy that the
+accuracy reward accepts. Prompts at or above the threshold teach little and are dropped;
+the rest keep their pass rate as the curriculum's difficulty.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.data.schema import Row
+from core.engines.base import SamplingSettings
+from rl.rollout import generate_and_score
+
+
+@dataclass
+class PassRates:
+    rows: list[Row]
+    pass_rates: list[float]
+    dropped: int
+
+
+def estimate_pass_rates(generators, scorer, tokenizer, rows: list[Row], samples: int, temperature: float,
+                        max_tokens: int, accuracy_reward: str, seed: int) -> list[float]:
+    sampling = SamplingSettings(n=samples, temperature=temperature, top_p=1.0, max_tokens=max_tokens, seed=seed)
+    groups, _ = generate_and_score(generators, scorer, tokenizer, rows, sampling, accuracy_reward)
+    return [sum(g.accuracy) / len(g.accuracy) for g in groups]
+
+
+def prefilter(rows: list[Row], pass_rates: list[float], max_pass_rate: float) -> PassRates:
+    keep = [i for i, p in enumerate(pass_rates) if p < max_pass_rate]
+    if not keep:
+        raise ValueError(f"the pass-rate prefilter dropped every prompt (all >= {max_pass_rate}); "
+                         "raise filter.max_pass_rate or use harder prompts")
+    return PassRates([rows[i] for i in keep], [pass_rates[i] for i in keep], len(rows) - len(keep))

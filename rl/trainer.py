@@ -1,0 +1,244 @@
+"""The GRPO loop: rollout -> old/ref logprobs -> k updates -> weight sync + parity -> metrics.
+
+The driver owns the data, the curriculum, scoring and bookkeeping; the policy workers and
+generators are Ray actor groups. Every `checkpoint_every` steps the full state (policy
+weights, optimizer, scheduler, sampler, step, metrics) is written so a killed driver
+resumes where it stopped and reproduces the uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoTokenizer
+
+from core.data.schema import Row, validate_row
+from core.engines.base import SamplingSettings
+from core.metrics import MetricsWriter, Progress, read_metrics
+from core.run_dir import RunDir
+from core.seed import seed_everything
+from rl.actors import GeneratorGroup, PolicyGroup
+from rl.config import GRPOConfig
+from rl.curriculum import PromptSampler
+from rl.losses import PolicyLossConfig
+from rl.prefilter import estimate_pass_rates, prefilter
+from rl.rollout import collect_rollout, generate_and_score
+from rl.scoring import Scorer
+from rl.weight_sync import probe_from, sync_weights
+
+STATE_FILE = "driver_state.json"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    done = [c for c in ckpts if (c / STATE_FILE).exists()]
+    return done[-1] if done else None
+
+
+class GRPOTrainer:
+    def __init__(self, cfg: GRPOConfig, run: RunDir, train_rows: list[Row], test_rows: list[Row], scorer: Scorer):
+        self.cfg, self.run, self.scorer = cfg, run, scorer
+        self.train_rows, self.test_rows = train_rows, test_rows
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, local_files_only=True)
+        self.ckpt_dir = run.path / "checkpoints"
+        self.loss_cfg = PolicyLossConfig(cfg.algorithm.clip_low, cfg.algorithm.clip_high, cfg.algorithm.kl_coef,
+                                         cfg.algorithm.aggregation, cfg.algorithm.tis_cap)
+        self.probe = None
+        self.max_sync_diff = 0.0
+
+    # ---- setup ---------------------------------------------------------------------------
+    def _start_actors(self, weights_dir: str) -> None:
+        cfg = self.cfg
+        self.policy = PolicyGroup(weights_dir, cfg.train, cfg.placement, keep_reference=cfg.algorithm.kl_coef > 0,
+                                  micro_batch_size=cfg.algorithm.micro_batch_size)
+        self.generators = GeneratorGroup(weights_dir, cfg.generator, cfg.placement, seed=cfg.seed)
+
+    def _pass_rates(self) -> tuple[list[Row], list[float], int]:
+        cache = self.run.path / "pass_rates.json"
+        if cache.exists():
+            data = json.loads(cache.read_text())
+        else:
+            f = self.cfg.filter
+            if f.enabled:
+                rates = estimate_pass_rates(self.generators, self.scorer, self.tokenizer, self.train_rows, f.samples,
+                                            f.temperature, self.cfg.rollout.max_tokens, self.cfg.reward.accuracy_reward,
+                                            seed=self.cfg.seed + 7)
+            else:
+                rates = [0.0] * len(self.train_rows)
+            data = {"pass_rates": rates}
+            cache.write_text(json.dumps(data))
+        rates = data["pass_rates"]
+        if not self.cfg.filter.enabled:
+            return self.train_rows, rates, 0
+        kept = prefilter(self.train_rows, rates, self.cfg.filter.max_pass_rate)
+        return kept.rows, kept.pass_rates, kept.dropped
+
+    # ---- evaluation ----------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        out = {}
+        for mode in self.cfg.eval.modes:
+            rows = [Row(r.id, r.messages, mode, r.reward, r.meta) for r in self.test_rows]
+            sampling = SamplingSettings(n=1, temperature=0.0, max_tokens=self.cfg.eval.max_tokens)
+            groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
+                                           self.cfg.reward.accuracy_reward)
+            out[f"heldout_accuracy_{mode}"] = sum(g.accuracy[0] for g in groups) / max(len(groups), 1)
+        return out
+
+    # ---- the loop ------------------------------------------------------------------------
+    def train(self) -> RunResult:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        resume_from = self._resume_point()
+        self._start_actors(str(resume_from / "policy") if resume_from else cfg.model)
+        rows, rates, dropped = self._pass_rates()
+        sampler = PromptSampler(rates, cfg.rollout.prompts_per_step, cfg.steps, cfg.curriculum, seed=cfg.seed)
+        metrics = MetricsWriter(self.run.path, cfg.logging)
+        start_step, before = 0, None
+        if resume_from:
+            state = json.loads((resume_from / STATE_FILE).read_text())
+            self.policy.load_state(str(resume_from))
+            sampler.load_state_dict(state["sampler"])
+            start_step, before, self.max_sync_diff = state["step"], state["accuracy_before"], state["max_sync_diff"]
+            self.probe = _batch_from_json(state["probe"]) if state.get("probe") else None
+            print(f"resumed from {resume_from} at step {start_step}", flush=True)
+        else:
+            before = self.evaluate()
+            metrics.log(0, {**before, "prefilter_dropped": dropped, "prompts": len(rows)})
+            print(f"[grpo] before training: {before}; prefilter dropped {dropped} of {len(self.train_rows)} prompts",
+                  flush=True)
+        progress = Progress("grpo", cfg.steps)
+        for step in range(start_step + 1, cfg.steps + 1):
+            record = self._step(step, rows, sampler)
+            if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != cfg.steps:
+                record.update(self.evaluate())
+            metrics.log(step, record)
+            progress.update(step, reward=record["reward_mean"], acc=record["accuracy"], kl=record["kl"],
+                            len=record["response_tokens_mean"], sync_diff=record.get("sync_max_logprob_diff", 0.0),
+                            step_s=record["time/step"])
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                self._checkpoint(step, sampler, before)
+        after = self.evaluate()
+        metrics.log(cfg.steps, {**after, "final": 1})
+        metrics.close()
+        key = f"heldout_accuracy_{cfg.eval.modes[0]}"
+        summary = {
+            "accuracy_before": before[key], "accuracy_after": after[key], "steps": cfg.steps,
+            "max_sync_logprob_diff": self.max_sync_diff, "model": cfg.model,
+            "final_policy": str(self.ckpt_dir / f"step_{cfg.steps}" / "policy"),
+            "generator_engine": self.generators.kind,
+            **{f"before_{k}": v for k, v in before.items()}, **{f"after_{k}": v for k, v in after.items()},
+        }
+        return RunResult(self.run.path, summary, read_metrics(self.run.path / "metrics.jsonl"))
+
+    def _step(self, step: int, rows: list[Row], sampler: PromptSampler) -> dict[str, Any]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        rollout = collect_rollout(self.generators, self.scorer, self.tokenizer,
+                                  lambda: [rows[i] for i in sampler.next_batch()], cfg.rollout,
+                                  cfg.reward.accuracy_reward, seed=cfg.seed * 1_000_003 + step * 1000)
+        record: dict[str, Any] = {**rollout.metrics, **{f"time/{k}": v for k, v in rollout.timings.items()}}
+        if not rollout.groups:
+            record.update({"kl": 0.0, "time/step": time.perf_counter() - t0, "skipped": 1})
+            return record
+        batch = rollout.to_batch(cfg.algorithm, cfg.rollout.overlong_masking)
+        t1 = time.perf_counter()
+        batch.old_logprobs = self.policy.logprobs(batch)
+        if cfg.algorithm.kl_coef > 0:
+            batch.ref_logprobs = self.policy.logprobs(batch, reference=True)
+        if cfg.algorithm.tis_cap is None:
+            batch.generator_logprobs = []
+        record["time/logprobs"] = time.perf_counter() - t1
+        record["generator_trainer_logprob_diff"] = _max_diff(batch.old_logprobs, rollout_generator_lp(rollout))
+        t2 = time.perf_counter()
+        train_stats = self._updates(batch)
+        record["time/train"] = time.perf_counter() - t2
+        record.update(train_stats)
+        if self.probe is None and cfg.sync.parity_check:
+            self.probe = probe_from(batch, cfg.sync.probe_sequences)
+        t3 = time.perf_counter()
+        report = sync_weights(self.policy, self.generators, cfg.sync.bucket_mb,
+                              self.probe if cfg.sync.parity_check else None, cfg.sync.parity_tolerance)
+        record["time/sync"] = time.perf_counter() - t3
+        record.update({"sync_seconds": report.seconds, "sync_bytes": report.bytes, "sync_buckets": report.buckets})
+        if report.max_logprob_diff is not None:
+            record["sync_max_logprob_diff"] = report.max_logprob_diff
+            self.max_sync_diff = max(self.max_sync_diff, report.max_logprob_diff)
+        record["time/step"] = time.perf_counter() - t0
+        return record
+
+    def _updates(self, batch) -> dict[str, float]:
+        """Split the rollout into `updates_per_rollout` mini-batches, one optimizer step each."""
+        k = max(1, min(self.cfg.algorithm.updates_per_rollout, len(batch)))
+        order = list(range(len(batch)))
+        stats: dict[str, float] = {}
+        for u in range(k):
+            part = batch.select(order[u::k])
+            s = self.policy.train_step(part, self.loss_cfg)
+            for key, v in s.items():
+                stats[key] = stats.get(key, 0.0) + v / k
+        return stats
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def _resume_point(self) -> Path | None:
+        if self.cfg.resume == "never":
+            return None
+        if self.cfg.resume == "auto":
+            return latest_checkpoint(self.run.path)
+        path = Path(self.cfg.resume)
+        if not (path / STATE_FILE).exists():
+            raise FileNotFoundError(f"resume={path}: not a checkpoint (no {STATE_FILE})")
+        return path
+
+    def _checkpoint(self, step: int, sampler: PromptSampler, before: dict[str, float]) -> None:
+        d = self.ckpt_dir / f"step_{step}"
+        self.policy.save_hf(str(d / "policy"))
+        self.policy.save_state(str(d))
+        state = {"step": step, "sampler": sampler.state_dict(), "accuracy_before": before,
+                 "max_sync_diff": self.max_sync_diff, "probe": _batch_to_json(self.probe)}
+        (d / STATE_FILE).write_text(json.dumps(state))  # written last: marks the checkpoint complete
+
+    def shutdown(self) -> None:
+        for group in ("generators", "policy"):
+            if hasattr(self, group):
+                getattr(self, group).shutdown()
+
+
+def rollout_generator_lp(rollout) -> list[list[float]]:
+    return [c.logprobs for g in rollout.groups for c in g.completions]
+
+
+def _max_diff(a: list[list[float]], b: list[list[float]]) -> float:
+    return max((abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)), default=0.0)
+
+
+def _batch_to_json(batch) -> dict | None:
+    return None if batch is None else {"sequences": batch.sequences, "prompt_lens": batch.prompt_lens}
+
+
+def _batch_from_json(data: dict):
+    from rl.batch import RolloutBatch
+
+    return RolloutBatch(data["sequences"], data["prompt_lens"])
+
+
+def load_task_rows(path: str, on_error: str) -> list[Row]:
+    from core.data.loading import load_rows
+
+    return load_rows(path, on_error).rows
+
+
+def synthetic_rows(n: int, seed: int, levels: list[int], modes: list[str], split: str) -> list[Row]:
+    from core.data.synth import math_rows
+
+    per_mode = math_rows(n, seed, tuple(modes), with_response=False, levels=tuple(levels), split=split)
+    return [validate_row(r, r["id"]) for r in per_mode]
