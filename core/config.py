@@ -59,6 +59,20 @@ def _dotlist_tree(overrides: Sequence[str]) -> dict:
     return tree
 
 
+def _overlay(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _overlay(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _placeholders(tree: Any, prefix: str = "") -> list[str]:
+    """Keys a file leaves as `???` (required, to be given on the command line)."""
+    if isinstance(tree, dict):
+        return [k for key, v in tree.items() for k in _placeholders(v, f"{prefix}{key}.")]
+    return [prefix[:-1]] if tree == "???" else []
+
+
 def _describe(err: OmegaConfBaseException, source: str) -> ConfigError:
     key = getattr(err, "full_key", None) or getattr(err, "key", None)
     msg = str(err).split("\n")[0]
@@ -70,6 +84,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
     """Build a `schema` instance: defaults <- YAML file <- `key=value` overrides."""
     base = OmegaConf.structured(schema)
     source = "defaults"
+    raw: dict = {}
     try:
         if path is not None:
             source = str(path)
@@ -79,11 +94,15 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{path}: expected a mapping of settings at the top level")
             base = OmegaConf.merge(base, OmegaConf.create(loaded))
+            raw = loaded
         if overrides:
             source = "command line"
-            base = OmegaConf.merge(base, OmegaConf.create(_dotlist_tree(overrides)))
+            tree = _dotlist_tree(overrides)
+            base = OmegaConf.merge(base, OmegaConf.create(tree))
+            raw = _overlay(raw, tree)
         source = str(path) if path is not None else "defaults"
-        missing = sorted(OmegaConf.missing_keys(base))
+        # OmegaConf keeps a default when merging `???` over it, so required-in-file keys are checked here.
+        missing = sorted(set(OmegaConf.missing_keys(base)) | set(_placeholders(raw)))
         if missing:
             raise ConfigError(f"{source}: key '{missing[0]}': required value is missing"
                               + (f" (also missing: {missing[1:]})" if len(missing) > 1 else ""))

@@ -29,8 +29,11 @@ class RunDir:
     def save_config(self, cfg: Any) -> None:
         save_config(cfg, self.path / "config.yaml")
 
+    def elapsed(self) -> float:
+        return round(time.time() - self.started, 2)
+
     def write_summary(self, summary: dict[str, Any]) -> Path:
-        summary = {**summary, "seconds_total": round(time.time() - self.started, 2)}
+        summary = {**summary, "seconds_total": self.elapsed()}
         out = self.path / "summary.json"
         out.write_text(json.dumps(summary, indent=2, sort_keys=True))
         return out

@@ -65,3 +65,11 @@ def test_cli_show_config_lists_every_setting(capsys):
     out = capsys.readouterr().out
     for key in ("name: a", "lr: 0.001", "steps: 10", "modes:"):
         assert key in out
+
+
+def test_file_placeholder_marks_a_value_required(tmp_path):
+    f = tmp_path / "scale.yaml"
+    f.write_text("name: ???\noptim:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"scale\.yaml: key 'name': required value is missing"):
+        load_config(Cfg, f)
+    assert load_config(Cfg, f, ["name=given"]).name == "given"

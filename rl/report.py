@@ -1,0 +1,61 @@
+"""End-of-run Markdown summary with reward / accuracy curves a person can look at."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def plot_curves(history: list[dict[str, Any]], out_png: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r for r in history if "reward_mean" in r]
+    evals = [r for r in history if any(k.startswith("heldout_accuracy_") for k in r)]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    axes[0].plot([r["step"] for r in steps], [r["reward_mean"] for r in steps], label="reward (mean)")
+    axes[0].plot([r["step"] for r in steps], [r["accuracy"] for r in steps], label="train accuracy")
+    axes[0].set_title("rollouts")
+    for key in sorted({k for r in evals for k in r if k.startswith("heldout_accuracy_")}):
+        pts = [(r["step"], r[key]) for r in evals if key in r]
+        axes[1].plot(*zip(*pts), marker="o", label=key.replace("heldout_accuracy_", "held-out, mode "))
+    axes[1].set_title("held-out accuracy (greedy)")
+    axes[2].plot([r["step"] for r in steps], [r["response_tokens_mean"] for r in steps], label="response tokens")
+    axes[2].set_title("response length")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def _timing_table(history: list[dict[str, Any]]) -> list[str]:
+    steps = [r for r in history if "time/step" in r]
+    if not steps:
+        return []
+    keys = ["time/generate", "time/reward", "time/logprobs", "time/train", "time/sync", "time/step"]
+    lines = ["| phase | mean seconds per step |", "|---|---|"]
+    for k in keys:
+        vals = [r.get(k, 0.0) for r in steps]
+        lines.append(f"| {k.split('/')[1]} | {sum(vals) / len(vals):.3f} |")
+    return lines
+
+
+def write_report(run_dir: Path, summary: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+    png = plot_curves(history, run_dir / "curves.png")
+    lines = [
+        "# GRPO run summary", "",
+        f"- held-out accuracy (`on`, greedy): **{summary['accuracy_before']:.3f} -> {summary['accuracy_after']:.3f}**"
+        f" ({100 * (summary['accuracy_after'] - summary['accuracy_before']):+.1f} points)",
+        f"- steps: {summary['steps']}, wall time: {summary.get('seconds_total', 0):.0f} s,"
+        f" generator engine: {summary.get('generator_engine')}",
+        f"- max |logprob diff| generator vs trainer after sync: {summary['max_sync_logprob_diff']:.2e}", "",
+        f"![curves]({png.name})", "", "## Where the time goes", "", *_timing_table(history), "",
+    ]
+    out = run_dir / "report.md"
+    out.write_text("\n".join(lines))
+    return out
