@@ -42,12 +42,14 @@ class Backend:
     uid: int | None
     isolated: bool
 
-    def command(self, python: str, workdir: str | None, file_fds: dict[str, int],
-                tmpfs_bytes: int) -> list[str]:
-        """The argv that runs `python prog.py` isolated; bwrap copies files in from fds."""
+    def command(self, python: str, file_fds: dict[str, int], tmpfs_bytes: int,
+                status_fd: int | None) -> list[str]:
+        """The argv that runs `python prog.py` isolated; bwrap copies files in from fds and
+        reports its namespace init's pid as JSON on `status_fd`."""
         py = [python, "-E", "-s", "-B", PROGRAM]
         if self.name == "bwrap":
-            return _bwrap_argv(python, file_fds, tmpfs_bytes) + ["--"] + py
+            status = ["--json-status-fd", str(status_fd)] if status_fd is not None else []
+            return _bwrap_argv(python, file_fds, tmpfs_bytes) + status + ["--"] + py
         if self.name == "unshare":
             return ["unshare", "--net", "--pid", "--ipc", "--uts", "--mount", "--fork",
                     "--kill-child", "--mount-proc", "--setuid", str(NOBODY), "--setgid",

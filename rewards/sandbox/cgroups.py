@@ -35,7 +35,7 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -128,7 +128,7 @@ class RunCgroup:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.002)
-        while any(_alive(pid) for pid in killed):
+        while any(alive(pid) for pid in killed):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.002)

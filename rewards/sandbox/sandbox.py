@@ -7,6 +7,7 @@ PID namespace and its cgroup are all killed. Nothing the program started outlive
 """
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import shutil
@@ -17,7 +18,7 @@ import time
 from typing import Callable
 
 from .backends import NOBODY, PROGRAM, Backend, detect, system_python
-from .cgroups import RunCgroup
+from .cgroups import RunCgroup, alive
 from .limits import MIB, Limits, apply_rlimits
 from .verdict import Verdict
 
@@ -36,6 +37,26 @@ def _memfd(name: str, data: bytes) -> int:
     os.write(fd, data)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def _wait_namespace_gone(status_r: int, wait_s: float = 5.0) -> bool:
+    """Wait until bwrap's PID-namespace init (pid read from --json-status-fd) has exited.
+
+    bwrap's outer process exits as soon as the program does, while its init is still
+    killing the rest of the namespace; once that init is a zombie, nothing in it runs.
+    """
+    os.set_blocking(status_r, False)
+    try:
+        text = os.read(status_r, 65536).decode()
+    except BlockingIOError:
+        return True
+    pids = [json.loads(line)["child-pid"] for line in text.splitlines() if "child-pid" in line]
+    deadline = time.monotonic() + wait_s
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 class Sandbox:
@@ -82,20 +103,25 @@ class Sandbox:
                                           int((limits.memory_mb + limits.workdir_mb + 64) * MIB))
                 if cgroup:
                     cgroup.open_for_child()
-            argv = self.backend.command(self.python, workdir, file_fds,
-                                        int(limits.workdir_mb * MIB))
+            status_r, status_w = os.pipe()
+            fds += [status_r, status_w]
+            argv = self.backend.command(self.python, file_fds, int(limits.workdir_mb * MIB),
+                                        status_w)
             proc = subprocess.Popen(
                 argv, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env={"PATH": "/usr/bin:/bin"}, cwd=workdir or "/", start_new_session=True,
-                pass_fds=list(file_fds.values()),
+                pass_fds=list(file_fds.values()) + [status_w],
                 preexec_fn=self._child_setup(limits, cgroup))
+            os.close(status_w)
+            fds.remove(status_w)
             if cgroup:
                 cgroup.close_fds()
             out, err, timed_out = self._collect(proc, limits, start)
             if timed_out:
                 self._kill(proc)
-            proc.wait()  # reap the launcher first: a zombie still counts in pids.current
-            leftovers_killed = cgroup.kill_all() if cgroup else True
+            proc.wait()
+            leftovers_killed = _wait_namespace_gone(status_r)
+            leftovers_killed = (cgroup.kill_all() if cgroup else True) and leftovers_killed
             hits = cgroup.events() if cgroup else {"processes": 0, "memory": 0}
         finally:
             for fd in fds:
