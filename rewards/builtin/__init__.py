@@ -1,0 +1,3 @@
+"""Built-in rewards; importing this package registers them (math, format, code, if, tool,
+reward_model, judge, by_type)."""
+from . import by_type, code, format, ifeval, judge, math, reward_model, tool  # noqa: F401
