@@ -1,0 +1,119 @@
+"""The plugin API: registry and name resolution, safe calls, weights, the pool, `check`."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from rewards_plugins import length_reward
+
+from rewards import (CombinedReward, RewardComponent, RewardPool, RewardResult, RewardRunner,
+                     RewardSample, get_reward, parse_components, registered, reward)
+from rewards.check import check_reward
+
+
+def sample(completion: str, sid: str = "s", spec: dict | None = None, mode: str = "off") -> RewardSample:
+    return RewardSample(sid, [{"role": "user", "content": "q"}], completion,
+                        spec or {"type": "math", "answer": "1"}, mode)
+
+
+def test_builtins_are_registered():
+    assert {"math", "format", "code", "if", "tool", "reward_model", "judge", "by_type"} <= set(registered())
+
+
+def test_decorator_module_function_and_unknown_names():
+    @reward("test_double_len")
+    def double_len(s: RewardSample) -> float:
+        return 2.0 * len(s.completion)
+
+    assert get_reward("test_double_len").fn(sample("abc")) == 6.0
+    fn = get_reward("rewards_plugins:length_reward")
+    assert fn.fn is length_reward and fn.kind == "sync"
+    assert get_reward("rewards_plugins:async_vowels").kind == "async"
+    assert get_reward("rewards_plugins:batched_rank").kind == "batched"
+    with pytest.raises(LookupError, match="unknown reward 'nope'"):
+        get_reward("nope")
+    with pytest.raises(LookupError, match="has no attribute 'missing'"):
+        get_reward("rewards_plugins:missing")
+    with pytest.raises(LookupError, match="cannot import module 'no_such_module'"):
+        get_reward("no_such_module:f")
+
+
+def test_sync_async_and_batched_forms_give_real_scores():
+    samples = [sample("aei"), sample("xyz" * 10), sample("o")]
+    sync, m = RewardRunner(get_reward("rewards_plugins:length_reward")).score(samples)
+    assert [s.result.score for s in sync] == [0.03, 0.3, 0.01] and m.calls == 3
+    asyn, _ = RewardRunner(get_reward("rewards_plugins:async_vowels")).score(samples)
+    assert [s.result.score for s in asyn] == [3.0, 0.0, 1.0] and asyn[0].result.info == {"async": True}
+    batch, _ = RewardRunner(get_reward("rewards_plugins:batched_rank")).score(samples)
+    assert [s.result.score for s in batch] == [1.0, 2.0, 0.0]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_failures_score_zero_are_logged_with_the_id_and_counted():
+    records = _Records()
+    logging.getLogger("reforge.rewards").addHandler(records)
+    samples = [sample("a", "row-1"), sample("b", "row-2")]
+    none, m = RewardRunner(get_reward("rewards_plugins:returns_none")).score(samples)
+    assert [s.result.score for s in none] == [0.0, 0.0] and m.failures == 2
+    assert "returned NoneType" in none[0].result.info["error"]
+    raised, m = RewardRunner(get_reward("rewards_plugins:raises")).score(samples)
+    assert m.failures == 2 and "broken plugin on row-2" in raised[1].result.info["error"]
+    logging.getLogger("reforge.rewards").removeHandler(records)
+    assert any("rewards_plugins:raises raised on sample row-1" in m for m in records.messages)
+
+
+def test_a_hanging_reward_times_out_without_blocking_the_others():
+    runner = RewardRunner(get_reward("rewards_plugins:hangs"), timeout_s=0.3, max_workers=2)
+    scored, m = runner.score([sample("a", f"h{i}") for i in range(4)])
+    assert m.timeouts == 4 and all(s.result.score == 0.0 for s in scored)
+    assert m.seconds < 1.5  # slots of timed-out calls are given back
+
+
+def test_weighted_combination_from_config():
+    comps = parse_components([{"name": "format", "weight": 0.5},
+                              {"name": "rewards_plugins:length_reward", "weight": 2.0}])
+    out = CombinedReward(comps).score([sample("no tags here", mode="off"),
+                                       sample("<think>x</think>y", mode="off")])
+    assert out.scores == [pytest.approx(0.5 + 2.0 * 0.12), pytest.approx(0.0 + 2.0 * 0.17)]
+    assert out.details[1]["format"]["info"]["reason"] == "think tags in 'off' mode"
+    assert out.metrics["format"].mean == 0.5
+
+
+@pytest.mark.parametrize("config,message", [
+    ([], "non-empty list"),
+    ([{"name": "format", "wieght": 1}], r"rewards\[0\]: unknown key\(s\) \['wieght'\]"),
+    ([{"name": "format", "weight": "high"}], r"rewards\[0\].weight: expected a number"),
+    (["format", "format"], "listed twice"),
+])
+def test_config_errors_name_the_entry(config, message):
+    with pytest.raises(ValueError, match=message):
+        parse_components(config)
+
+
+def test_local_pool_scores_and_reports_metrics():
+    pool = RewardPool(["format", "rewards_plugins:raises"], backend="local")
+    out = pool.score([sample("plain", "p1"), sample("<think>", "p2")])
+    assert out.scores == [1.0, 0.0]
+    assert out.metrics["rewards_plugins:raises"].failures == 2
+    assert out.metrics["format"].to_dict()["mean"] == 0.5
+    with pytest.raises(LookupError, match="unknown reward"):
+        RewardPool(["frmat"])
+
+
+def test_check_reports_type_errors_nondeterminism_and_shipping():
+    good = check_reward(RewardComponent("format"))
+    assert good.ok and good.shippable and not good.exceptions and good.seconds_per_call < 0.1
+    bad = check_reward(RewardComponent("rewards_plugins:returns_none"))
+    assert not bad.ok and len(bad.type_errors) == 8
+    assert check_reward(RewardComponent("rewards_plugins:coin")).nondeterministic
+    unship = check_reward(RewardComponent("rewards_plugins:unpicklable"))
+    assert not unship.shippable and "lock" in unship.ship_error.lower()
+    assert "ships to a Ray worker: NO" in "\n".join(unship.lines())
