@@ -15,7 +15,8 @@ def main(argv: list[str]) -> int:
     from evaluation.run import ProtocolMismatch, compare_runs, evaluate
 
     if argv[:1] == ["compare"]:
-        argv = [f"compare={json.dumps(argv[1:])}"]
+        runs = [a for a in argv[1:] if "=" not in a]
+        argv = [f"compare={json.dumps(runs)}"] + [a for a in argv[1:] if "=" in a]
     cfg = parse_cli(EvalConfig, argv, DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None, prog="reforge eval")
     try:
         if cfg.compare:

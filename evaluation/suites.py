@@ -2,7 +2,7 @@
 
 A task is named in the config as:
   `math`, `code`            the synthetic test split (core.data.synth, split="test")
-  `ifeval`                  the built-in instruction-following prompts (evaluation/data)
+  `ifeval`                  the built-in instruction-following prompts (evaluation/ifeval_suite.py)
   `when2call:PATH`          a When2Call-format MCQ file, scored by log-likelihood
   `PATH` (.jsonl etc.)      any task rows with a reward spec; the suite is the file stem
 
@@ -12,15 +12,15 @@ only with `respect_row_reasoning` (for files that already list each problem per 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.data.loading import load_rows
 from core.data.schema import Row, validate_row
 from core.data.synth import code_rows, math_rows
+from evaluation.ifeval_suite import ifeval_rows
 from evaluation.when2call import W2CItem, load_when2call
-
-BUILTIN_DATA = Path(__file__).parent / "data"
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,7 @@ def load_suite(task: str, num_math: int, num_code: int, synth_seed: int, on_erro
         return Suite("code", "generate", _synthetic(
             code_rows(num_code, synth_seed, modes=("on",), with_response=False, split="test")))
     if task == "ifeval":
-        report = load_rows(BUILTIN_DATA / "ifeval.jsonl", on_error="raise")
-        return Suite("ifeval", "generate", report.rows)
+        return Suite("ifeval", "generate", ifeval_rows())
     if task.startswith("when2call:"):
         path = task.split(":", 1)[1]
         return Suite("when2call", "mcq", load_when2call(path, on_error))
@@ -84,8 +83,7 @@ def jobs(suites: list[Suite], modes: list[str]) -> list[Job]:
                 if suite.respect_row_reasoning and item.reasoning != mode:
                     continue
                 out.append(Job(f"{suite.name}/{item.id}/{mode}", suite.name, suite.kind, mode, item))
-    keys = [j.key for j in out]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise ValueError(f"duplicate prompt id '{dup}': ids must be unique within a suite")
+    dups = [k for k, c in Counter(j.key for j in out).items() if c > 1]
+    if dups:
+        raise ValueError(f"duplicate prompt id '{dups[0]}': ids must be unique within a suite")
     return out

@@ -116,6 +116,12 @@ def test_compare_runs_side_by_side(single_run, tiny_model_dir, vllm_engine, scor
     only_a = next(r for r in rows if r["suite"] == "code" and r["mode"] == "on" and r["metric"] == "pass@1")
     assert only_a["b"] is None and only_a["delta"] is None
     assert "| math | off | mean_response_tokens |" in (out / "report.md").read_text()
+    # the same through `reforge eval compare A B`
+    from core.cli import main
+
+    assert main(["eval", "compare", str(single_run), str(other), f"run_dir={tmp_path / 'cmp2'}"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "cmp2")
+    assert json.loads((tmp_path / "cmp2" / "compare.json").read_text())["rows"] == rows
 
 
 def test_recipe_command_line(tiny_model_dir, tmp_path):
