@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rewards.sandbox import Limits, Sandbox
+from rewards.sandbox import Limits
 
 SMALL = Limits(timeout_s=2.0, cpu_s=1, memory_mb=128, file_size_mb=4, open_files=32,
                processes=32, workdir_mb=8, output_bytes=4096)

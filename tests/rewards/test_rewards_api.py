@@ -6,7 +6,7 @@ import logging
 import pytest
 from rewards_plugins import length_reward
 
-from rewards import (CombinedReward, RewardComponent, RewardPool, RewardResult, RewardRunner,
+from rewards import (CombinedReward, RewardComponent, RewardPool, RewardRunner,
                      RewardSample, get_reward, parse_components, registered, reward)
 from rewards.check import check_reward
 
@@ -117,3 +117,14 @@ def test_check_reports_type_errors_nondeterminism_and_shipping():
     unship = check_reward(RewardComponent("rewards_plugins:unpicklable"))
     assert not unship.shippable and "lock" in unship.ship_error.lower()
     assert "ships to a Ray worker: NO" in "\n".join(unship.lines())
+
+
+def test_entry_point_group_finds_an_installed_plugin(tmp_path, monkeypatch):
+    """A distribution on sys.path declaring `[reforge.rewards]`, as pip would install it."""
+    dist = tmp_path / "reforge_plugin_demo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: reforge-plugin-demo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[reforge.rewards]\nshipped_length = rewards_plugins:length_reward\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fn = get_reward("shipped_length")
+    assert fn.fn is length_reward and fn.fn(sample("x" * 50)) == 0.5
