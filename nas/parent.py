@@ -27,11 +27,11 @@ NAS_PARENT = ModelPreset(hidden_size=256, num_hidden_layers=12, num_attention_he
 
 @dataclass
 class ParentTraining:
-    steps: int = 400
+    steps: int = 150
     batch_size: int = 16
-    lr: float = 2e-3
-    warmup: int = 30
-    n_train: int = 20000
+    lr: float = 3e-3
+    warmup: int = 15
+    n_train: int = 4000
     levels: tuple[int, ...] = (1, 2)
     seed: int = 0
 
@@ -80,7 +80,7 @@ def train_parent(model, tok, cfg: ParentTraining, log=print) -> list[float]:
         opt.step()
         sched.step()
         losses.append(loss.item())
-        if step % 50 == 0 or step == cfg.steps - 1:
+        if step % 25 == 0 or step == cfg.steps - 1:
             log(f"[parent] step {step}/{cfg.steps} loss={loss.item():.4f}")
     model.eval()
     return losses
