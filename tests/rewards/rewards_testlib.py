@@ -1,7 +1,6 @@
 """Helpers shared by the rewards tests: small sandbox limits and leftover checks."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rewards.sandbox import Limits

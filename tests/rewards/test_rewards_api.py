@@ -74,7 +74,7 @@ def test_a_hanging_reward_times_out_without_blocking_the_others():
     runner = RewardRunner(get_reward("rewards_plugins:hangs"), timeout_s=0.3, max_workers=2)
     scored, m = runner.score([sample("a", f"h{i}") for i in range(4)])
     assert m.timeouts == 4 and all(s.result.score == 0.0 for s in scored)
-    assert m.seconds < 1.5  # slots of timed-out calls are given back
+    assert m.seconds < 3.0  # slots of timed-out calls are given back (else 2 x 30 s)
 
 
 def test_weighted_combination_from_config():

@@ -100,7 +100,10 @@ def test_server_runs_programs_and_pushes_back_when_full(server):
     impatient = SandboxClient(server.url, wait_s=0.0)
     slow = threading.Thread(target=client.run, args=("import time\ntime.sleep(1.0)\n",))
     slow.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while client.health()["running"] == 0:  # until the slow program holds the only slot
+        assert time.monotonic() < deadline, "the slow program never started"
+        time.sleep(0.02)
     with pytest.raises(Exception, match="busy"):
         impatient.run("print(1)")
     assert client.run("print(2)").stdout == "2\n"  # the patient client retried and got in

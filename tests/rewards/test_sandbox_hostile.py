@@ -318,7 +318,7 @@ def test_hostile_program_is_contained(hostile: Hostile, sandbox, host_server, mo
     verdict = sandbox.run(src, limits=hostile.limits)
     elapsed = time.monotonic() - started
     hostile.check(verdict)
-    assert elapsed < hostile.limits.timeout_s + 2.0, f"{hostile.name} took {elapsed:.1f}s"
+    assert elapsed < hostile.limits.timeout_s + 5.0, f"{hostile.name} took {elapsed:.1f}s"  # slack: loaded CI
     assert verdict.seconds <= elapsed
     # the host is unaffected
     assert _digest("/etc/passwd") == passwd
