@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest -q tests
 
 demo: install
-	$(PY) recipes/nano_sft.py
+	$(PY) recipes/ultra_grpo.py
 
 clean-venv:
 	rm -rf $(VENV)
