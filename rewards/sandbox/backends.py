@@ -36,7 +36,9 @@ def system_python() -> str:
 
 @dataclass(frozen=True)
 class Backend:
-    """An isolation method; `uid` is who the launcher runs as (None: unchanged)."""
+    """An isolation method; `uid` is who the program runs as (None: unchanged). bwrap and
+    "none" switch to it before exec; `unshare` needs root to build namespaces and switches
+    after."""
 
     name: str                 # "bwrap", "unshare" or "none"
     uid: int | None
@@ -52,8 +54,8 @@ class Backend:
             return _bwrap_argv(python, file_fds, tmpfs_bytes) + status + ["--"] + py
         if self.name == "unshare":
             return ["unshare", "--net", "--pid", "--ipc", "--uts", "--mount", "--fork",
-                    "--kill-child", "--mount-proc", "--setuid", str(NOBODY), "--setgid",
-                    str(NOBODY), "--"] + py
+                    "--kill-child", "--mount-proc", "--setuid", str(self.uid), "--setgid",
+                    str(self.uid), "--"] + py
         return py
 
     @property
@@ -103,7 +105,7 @@ def detect(allow_unisolated: bool = False) -> Backend:
             candidates.append(Backend("bwrap", NOBODY, True))
         candidates.append(Backend("bwrap", None, True))
     if is_root and shutil.which("unshare"):
-        candidates.append(Backend("unshare", None, True))
+        candidates.append(Backend("unshare", NOBODY, True))
     for backend in candidates:
         if _probe(backend):
             return backend

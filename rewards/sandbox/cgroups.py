@@ -7,8 +7,10 @@ the sandbox relies on its PID namespace and rlimits alone.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,6 +37,36 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
+PREFIX = "reforge-sbx-"
+_pending: list[Path] = []
+_pending_lock = threading.Lock()
+
+
+def _remove_pending() -> None:
+    with _pending_lock:
+        for d in list(_pending):
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            _pending.remove(d)
+
+
+def remove_pending(wait_s: float = 10.0) -> bool:
+    """Retry the busy run directories until gone or `wait_s` passed; True when none is left."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        _remove_pending()
+        if not _pending or time.monotonic() > deadline:
+            return not _pending
+        time.sleep(0.05)
+
+
+atexit.register(remove_pending, 5.0)
+
+
 def alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     try:
@@ -56,7 +88,8 @@ class RunCgroup:
 
     @classmethod
     def create(cls, pids_max: int, memory_bytes: int) -> "RunCgroup | None":
-        name = f"reforge-sbx-{uuid.uuid4().hex[:12]}"
+        _remove_pending()
+        name = f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
         own = _own_paths()
         if (ROOT / "cgroup.controllers").exists():
             base = ROOT / own.get("", "/").lstrip("/")
@@ -154,11 +187,10 @@ class RunCgroup:
         return hits
 
     def remove(self) -> None:
+        """rmdir now, or later: a zombie the host's init has not reaped yet keeps the
+        directory busy (seconds on some hosts); such directories are retried by later runs
+        and at exit instead of stalling this one."""
         self.close_fds()
-        for d in self.dirs:
-            for _ in range(200):
-                try:
-                    d.rmdir()
-                    break
-                except OSError:  # busy for a moment while the last killed tasks are reaped
-                    time.sleep(0.005)
+        with _pending_lock:
+            _pending.extend(self.dirs)
+        _remove_pending()

@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Callable
 
-from .backends import NOBODY, PROGRAM, Backend, detect, system_python
+from .backends import PROGRAM, Backend, detect, system_python
 from .cgroups import RunCgroup, alive
 from .limits import MIB, Limits, apply_rlimits
 from .verdict import Verdict
@@ -136,7 +136,7 @@ class Sandbox:
                              time.monotonic() - start)
 
     def _child_setup(self, limits: Limits, cgroup: RunCgroup | None) -> Callable[[], None]:
-        drop_to = self.backend.uid
+        drop_to = self.backend.uid if self.backend.name != "unshare" else None
         nproc_limit = limits if cgroup is None else Limits(**{**limits.to_dict(), "processes": 4096})
 
         def setup() -> None:  # runs between fork and exec: no locks, no imports
@@ -149,16 +149,16 @@ class Sandbox:
                 os.setuid(drop_to)
         return setup
 
-    @staticmethod
-    def _host_workdir(contents: dict[str, str | bytes]) -> str:
+    def _host_workdir(self, contents: dict[str, str | bytes]) -> str:
         workdir = tempfile.mkdtemp(prefix="reforge-sbx-")
         for name, data in contents.items():
             mode = "w" if isinstance(data, str) else "wb"
             with open(os.path.join(workdir, name), mode) as f:
                 f.write(data)
-        if os.geteuid() == 0:
+        uid = self.backend.uid
+        if os.geteuid() == 0 and uid is not None:
             for path in [workdir] + [os.path.join(workdir, n) for n in contents]:
-                os.chown(path, NOBODY, NOBODY)
+                os.chown(path, uid, uid)
         return workdir
 
     @staticmethod

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from rewards_testlib import SMALL, sandbox_processes
+from rewards_testlib import SMALL, TEST_UID, sandbox_processes
 
 from rewards.sandbox import (Backend, Limits, Sandbox, SandboxClient, SandboxServer,
                              SandboxUnavailable, detect)
@@ -23,11 +23,12 @@ def test_program_output_exit_code_stdin_and_files(sandbox):
     assert v.backend == "bwrap"
 
 
-def test_environment_is_empty_and_user_is_nobody(sandbox):
+def test_environment_is_empty_and_user_is_unprivileged(sandbox):
+    assert detect().uid == 65534  # nobody, by default
     v = sandbox.run("import os\nprint(os.getuid(), sorted(os.environ))\n")
     assert v.ok
     uid, env = v.stdout.split(" ", 1)
-    assert uid == "65534"
+    assert uid == str(TEST_UID)
     assert "HOME" not in env and "REFORGE" not in env
 
 
@@ -50,7 +51,7 @@ def test_rejects_file_names_with_paths(sandbox):
     ("open('/etc/reforge_owned', 'w').write('x')\n", lambda v: v.exit_code == 1),
 ])
 def test_unshare_backend_contains_the_worst_programs(code, check):
-    box = Sandbox(SMALL, backend=Backend("unshare", None, True))
+    box = Sandbox(SMALL, backend=Backend("unshare", TEST_UID, True))
     v = box.run(code)
     assert check(v), v
     assert v.backend == "unshare"

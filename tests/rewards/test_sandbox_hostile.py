@@ -16,7 +16,7 @@ import pytest
 
 from rewards.sandbox import Limits, Verdict
 
-from rewards_testlib import SMALL, run_cgroup_dirs, sandbox_processes
+from rewards_testlib import SMALL, run_cgroups_with_tasks, sandbox_processes
 
 SECRET = "reforge-secret-7f3a9c"
 
@@ -328,10 +328,16 @@ def test_hostile_program_is_contained(hostile: Hostile, sandbox, host_server, mo
     assert not accepted, "the sandbox reached a server on the host's loopback"
     # nothing is left behind, and the next run works
     assert sandbox_processes() == [], f"{hostile.name} left processes behind"
-    assert run_cgroup_dirs() == []
+    assert run_cgroups_with_tasks() == []
     after = sandbox.run("print(6 * 7)")
     assert after.ok and after.stdout == "42\n", after
 
 
 def test_battery_is_at_least_twenty_programs():
     assert len(BATTERY) >= 20
+
+
+def test_every_run_cgroup_is_removed():
+    from rewards.sandbox.cgroups import remove_pending
+
+    assert remove_pending(wait_s=15.0)
