@@ -34,7 +34,7 @@ class RayEngines:
         self.actors = [actor.remote(cfg) for _ in range(num)]
 
     def _split(self, n: int) -> list[tuple[int, int]]:
-        size = -(-n // len(self.actors))
+        size = max(1, -(-n // len(self.actors)))
         return [(a, min(a + size, n)) for a in range(0, n, size)]
 
     def generate(self, prompts: list[list[int]], sampling: SamplingSettings) -> list[Completion]:
