@@ -74,7 +74,9 @@ class RewardConfig:
     functions: dict[str, float] = field(default_factory=lambda: {"math": 1.0, "format": 0.2})
     accuracy_reward: str = "math"
     timeout_s: float = 10.0
-    num_workers: int = 2
+    backend: str = "ray"  # ray (a pool of reward actors) | local (in the driver process)
+    num_actors: int = 1
+    num_workers: int = 2  # concurrent calls per actor
 
 
 @dataclass

@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from transformers import AutoTokenizer
 
@@ -55,6 +55,9 @@ class GRPOTrainer:
                                          cfg.algorithm.aggregation, cfg.algorithm.tis_cap)
         self.probe = None
         self.max_sync_diff = 0.0
+        # Called after every GRPO step as hook(trainer, step) -> extra metrics; this is how
+        # other objectives (e.g. preference steps on the same policy workers) interleave.
+        self.step_hooks: list[Callable[["GRPOTrainer", int], dict[str, Any]]] = []
 
     # ---- setup ---------------------------------------------------------------------------
     def _start_actors(self, weights_dir: str) -> None:
@@ -119,6 +122,8 @@ class GRPOTrainer:
         progress = Progress("grpo", cfg.steps)
         for step in range(start_step + 1, cfg.steps + 1):
             record = self._step(step, rows, sampler)
+            for hook in self.step_hooks:
+                record.update(hook(self, step))
             if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != cfg.steps:
                 record.update(self.evaluate())
             metrics.log(step, record)
