@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return main(args.settings)
+    return main(args.settings + (["--show-config"] if args.show_config else []))
 
 
 def register_eval(subparsers) -> None:
@@ -38,5 +38,7 @@ def register_eval(subparsers) -> None:
         "eval", help="evaluate a model (pass@k, reasoning on/off) or compare two runs",
         description="reforge eval model=DIR tasks=[math,code] modes=[on,off] n=8 | reforge eval compare RUN_A RUN_B "
                     "(--show-config lists every setting)", add_help=False)
+    p.add_argument("-h", "--help", "--show-config", dest="show_config", action="store_true",
+                   help="print every setting with its resolved value and exit")
     p.add_argument("settings", nargs=argparse.REMAINDER, help="key=value overrides, or: compare RUN_A RUN_B")
     p.set_defaults(func=_run)
