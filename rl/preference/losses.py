@@ -1,0 +1,124 @@
+"""Preference losses (METHODS §3.1), written with logsigmoid so large gaps stay finite.
+
+Inputs are per-pair sequence log-probabilities (summed over response tokens) of the policy
+and the reference, the response token counts, and the explicit rewards r*. With
+a = β·Δπ (the implicit-reward gap, Δπ = log-ratio(chosen) − log-ratio(rejected)) and
+b = η·(r*_chosen − r*_rejected) (the target gap):
+
+    dpo         −log σ(a)                         (= rpo_bwd_kl with b → +∞)
+    ipo         (Δπ − 1/(2β))²                    (NeMo-Aligner's form)
+    simpo       −log σ(β·(ℓ̄_c − ℓ̄_r) − γ)          (no reference; ℓ̄ = mean token log-prob)
+    rpo_sq      (a − b)²
+    rpo_bwd_kl  KL(Bern(σ(b)) ‖ Bern(σ(a)))
+    rpo_fwd_kl  KL(Bern(σ(a)) ‖ Bern(σ(b)))
+
+The config keys follow NeMo-Aligner's `model.dpo.*` so its configs carry over.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("dpo", "ipo", "simpo", "rpo_sq", "rpo_fwd_kl", "rpo_bwd_kl")
+REFERENCE_FREE = ("simpo",)
+
+
+@dataclass(frozen=True)
+class PreferenceLossConfig:
+    """One preference objective. NeMo-Aligner names in brackets."""
+
+    preference_loss: str = "dpo"  # one of LOSSES [preference_loss]
+    beta: float = 0.1  # KL penalty β: scale of the implicit reward [ref_policy_kl_penalty]
+    eta: float = 1.0  # reward scale η on the target gap, rpo_* only [gt_reward_scale]
+    average_log_probs: bool = False  # mean instead of sum over response tokens [preference_average_log_probs]
+    simpo_margin: float = 0.0  # SimPO's target margin γ
+    preference_weight: float = 1.0  # [preference_loss_weight]
+    sft_weight: float = 0.0  # weight of −log π(chosen) [sft_loss_weight]
+    sft_average_log_probs: bool | None = None  # None = same as average_log_probs [sft_average_log_probs]
+
+    def __post_init__(self):
+        if self.preference_loss not in LOSSES:
+            raise ValueError(f"preference_loss must be one of {LOSSES}, got {self.preference_loss!r}")
+        if self.beta <= 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.preference_loss not in REFERENCE_FREE
+
+
+@dataclass
+class PairLogprobs:
+    """Per-pair tensors [B]. Reference sums may be None for reference-free losses."""
+
+    chosen: torch.Tensor  # Σ log π(chosen tokens)
+    rejected: torch.Tensor
+    chosen_tokens: torch.Tensor  # response token counts
+    rejected_tokens: torch.Tensor
+    ref_chosen: torch.Tensor | None = None
+    ref_rejected: torch.Tensor | None = None
+    chosen_reward: torch.Tensor | None = None  # r*; None = NeMo-Aligner's defaults 1 / 0
+    rejected_reward: torch.Tensor | None = None
+
+
+@dataclass
+class PreferenceLossOutput:
+    loss: torch.Tensor  # [B] weighted total per pair; callers sum and divide by the global pair count
+    preference: torch.Tensor  # [B]
+    sft: torch.Tensor  # [B]
+    chosen_reward: torch.Tensor  # [B] implicit rewards (detached)
+    rejected_reward: torch.Tensor
+
+    def stats(self) -> dict[str, float]:
+        """Sums over the pairs (divide by the pair count to average across micro-batches)."""
+        margin = self.chosen_reward - self.rejected_reward
+        return {"loss": float(self.loss.detach().sum()), "preference_loss": float(self.preference.detach().sum()),
+                "sft_loss": float(self.sft.detach().sum()), "accuracy": float((margin > 0).float().sum()),
+                "margin": float(margin.sum()), "chosen_reward": float(self.chosen_reward.sum()),
+                "rejected_reward": float(self.rejected_reward.sum())}
+
+
+def _reduce(logp_sum: torch.Tensor, tokens: torch.Tensor, average: bool) -> torch.Tensor:
+    return logp_sum / tokens.clamp(min=1) if average else logp_sum
+
+
+def bernoulli_kl(logit_p: torch.Tensor, logit_q: torch.Tensor) -> torch.Tensor:
+    """KL(Bern(σ(p)) ‖ Bern(σ(q))) from logits, stable for large |p|, |q|."""
+    lp, lnp = F.logsigmoid(logit_p), F.logsigmoid(-logit_p)
+    lq, lnq = F.logsigmoid(logit_q), F.logsigmoid(-logit_q)
+    return lp.exp() * (lp - lq) + lnp.exp() * (lnp - lnq)
+
+
+def preference_loss(x: PairLogprobs, cfg: PreferenceLossConfig) -> PreferenceLossOutput:
+    beta = cfg.beta
+    if cfg.preference_loss == "simpo":
+        chosen_r = beta * x.chosen / x.chosen_tokens.clamp(min=1)
+        rejected_r = beta * x.rejected / x.rejected_tokens.clamp(min=1)
+        pref = -F.logsigmoid(chosen_r - rejected_r - cfg.simpo_margin)
+    else:
+        if x.ref_chosen is None or x.ref_rejected is None:
+            raise ValueError(f"{cfg.preference_loss} needs reference log-probs")
+        avg = cfg.average_log_probs
+        ratio_c = _reduce(x.chosen - x.ref_chosen, x.chosen_tokens, avg)
+        ratio_r = _reduce(x.rejected - x.ref_rejected, x.rejected_tokens, avg)
+        chosen_r, rejected_r = beta * ratio_c, beta * ratio_r
+        a = chosen_r - rejected_r
+        r_c = x.chosen_reward if x.chosen_reward is not None else torch.ones_like(a)
+        r_r = x.rejected_reward if x.rejected_reward is not None else torch.zeros_like(a)
+        b = cfg.eta * (r_c - r_r)
+        if cfg.preference_loss == "dpo":
+            pref = -F.logsigmoid(a)
+        elif cfg.preference_loss == "ipo":
+            pref = (ratio_c - ratio_r - 1.0 / (2.0 * beta)) ** 2
+        elif cfg.preference_loss == "rpo_sq":
+            pref = (a - b) ** 2
+        elif cfg.preference_loss == "rpo_bwd_kl":
+            pref = bernoulli_kl(b, a)
+        else:  # rpo_fwd_kl
+            pref = bernoulli_kl(a, b)
+    sft_avg = cfg.average_log_probs if cfg.sft_average_log_probs is None else cfg.sft_average_log_probs
+    sft = -_reduce(x.chosen, x.chosen_tokens, sft_avg)
+    total = cfg.preference_weight * pref + (cfg.sft_weight * sft if cfg.sft_weight else 0.0)
+    return PreferenceLossOutput(total, pref, sft, chosen_r.detach(), rejected_r.detach())
