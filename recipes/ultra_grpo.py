@@ -26,11 +26,15 @@ DEFAULT_CONFIG = ROOT / "recipes" / "configs" / "ultra_grpo_tiny.yaml"
 
 def main(argv: list[str] | None = None) -> Path:
     cfg = parse_cli(GRPOConfig, argv, default_path=DEFAULT_CONFIG, prog="ultra_grpo.py")
-    from rl.reward_adapter import build_scorer
+    from rl.reward_adapter import build_scorer, reward_spec
     from rl.report import write_report
     from rl.trainer import GRPOTrainer, load_task_rows, synthetic_rows
 
-    scorer = build_scorer(cfg.reward)  # fails fast on an unknown reward name
+    try:
+        reward_spec(cfg.reward)  # an unknown reward name fails here, before any actor starts
+    except (KeyError, ValueError) as e:
+        print(f"config error: reward: {e}", file=sys.stderr)
+        sys.exit(2)
     if not cfg.model:
         from sft.default_policy import ensure_tiny_sft_policy
 
@@ -49,6 +53,7 @@ def main(argv: list[str] | None = None) -> Path:
     cfg.run_dir = str(run.path)
     run.save_config(cfg)
     init_ray(cfg.ray_address)
+    scorer = build_scorer(cfg.reward)
     trainer = GRPOTrainer(cfg, run, train_rows, test_rows, scorer)
     try:
         result = trainer.train()
