@@ -13,6 +13,7 @@ exists is skipped, so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,19 +120,25 @@ def train_block(store, job: BLDJob, x_in: torch.Tensor, attention_mask: torch.Te
     return weights, loss_init, loss_final
 
 
-def run_job(parent_dir: str, calib_path: str, out_dir: str, job: BLDJob, cfg: BLDConfig) -> BLDResult:
-    """One independent BLD job (what a Ray task runs): load, train, write atomically."""
+@functools.lru_cache(maxsize=2)
+def _load_inputs(parent_dir: str, calib_path: str):
+    """Parent and calibration once per worker process (Ray reuses workers across tasks)."""
     from nas.assemble import SubblockStore
     from nas.format import load_decilm
 
+    calib = torch.load(calib_path)
+    return SubblockStore(load_decilm(parent_dir), contributions=calib["contributions"]), calib
+
+
+def run_job(parent_dir: str, calib_path: str, out_dir: str, job: BLDJob, cfg: BLDConfig) -> BLDResult:
+    """One independent BLD job (what a Ray task runs): load, train, write atomically."""
     path = output_path(Path(out_dir), job)
     if path.exists():
         meta = load_file(str(path))
         return BLDResult(job, str(path), float(meta.get("__loss_init", torch.tensor(float("nan")))),
                          float(meta.get("__loss_final", torch.tensor(float("nan")))), skipped=True)
     torch.set_num_threads(1)
-    calib = torch.load(calib_path)
-    store = SubblockStore(load_decilm(parent_dir), contributions=calib["contributions"])
+    store, calib = _load_inputs(parent_dir, calib_path)
     weights, l0, l1 = train_block(store, job, calib["layer_inputs"][job.layer], calib["attention_mask"], cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -142,12 +149,22 @@ def run_job(parent_dir: str, calib_path: str, out_dir: str, job: BLDJob, cfg: BL
 
 def run_bld(parent_dir: str, calib_path: str, out_dir: str, jobs: list[BLDJob], cfg: BLDConfig,
             use_ray: bool = True) -> list[BLDResult]:
-    """All jobs as independent Ray tasks (one CPU each); in-process when use_ray is False."""
+    """All jobs as independent Ray tasks (one CPU each); in-process when use_ray is False.
+
+    Without a connected Ray session this starts a private local cluster (never attaching to
+    someone else's) and stops it afterwards."""
     if not use_ray:
         return [run_job(parent_dir, calib_path, out_dir, j, cfg) for j in jobs]
     import ray
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, num_cpus=os.cpu_count())
-    task = ray.remote(num_cpus=1)(run_job)
-    return ray.get([task.remote(parent_dir, calib_path, out_dir, j, cfg) for j in jobs])
+    own = not ray.is_initialized()
+    if own:
+        repo = str(Path(__file__).resolve().parent.parent)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=os.cpu_count(),
+                 runtime_env={"env_vars": {"PYTHONPATH": repo}})
+    try:
+        task = ray.remote(num_cpus=1)(run_job)
+        return ray.get([task.remote(parent_dir, calib_path, out_dir, j, cfg) for j in jobs])
+    finally:
+        if own:
+            ray.shutdown()

@@ -18,6 +18,9 @@ from rl.batch import RolloutBatch
 from rl.generator import GeneratorConfig, GeneratorWorker
 from rl.losses import PolicyLossConfig
 from rl.policy_worker import PolicyWorker
+from rl.preference.batch import PairBatch
+from rl.preference.losses import PreferenceLossConfig
+from rl.preference.worker import merge_step_stats
 
 
 @dataclass
@@ -111,6 +114,27 @@ class PolicyGroup:
         merged.update(loss=sum(s["loss"] for s in stats), grad_norm=stats[0]["grad_norm"], lr=stats[0]["lr"],
                       tokens=tokens)
         return merged
+
+    # ---- preference stage (rl.preference) ---------------------------------------------
+    def reset_preference_reference(self) -> None:
+        ray.get([w.reset_preference_reference.remote() for w in self.workers])
+
+    def sequence_logprobs(self, batch: PairBatch, reference: bool = False) -> tuple[list[float], list[float]]:
+        n, world = len(batch), self.world_size
+        padded = batch.select(list(range(n)) + [n - 1] * ((-n) % world))  # equal shards for collectives
+        shards = _shards(len(padded), world)
+        parts = ray.get([w.sequence_logprobs.remote(padded.select(s), reference) for w, s in zip(self.workers, shards)])
+        chosen, rejected = [0.0] * len(padded), [0.0] * len(padded)
+        for s, (c, r) in zip(shards, parts):
+            for i, a, b in zip(s, c, r):
+                chosen[i], rejected[i] = a, b
+        return chosen[:n], rejected[:n]
+
+    def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig) -> dict[str, float]:
+        usable = len(batch) - len(batch) % self.world_size
+        shards = _shards(usable, self.world_size)
+        return merge_step_stats(ray.get([w.preference_step.remote(batch.select(s), loss_cfg, float(usable))
+                                         for w, s in zip(self.workers, shards)]))
 
     def state_buckets(self, bucket_bytes: int) -> list[Any]:
         return ray.get([w.state_buckets.remote(bucket_bytes) for w in self.workers])[0]

@@ -32,8 +32,6 @@ class PromptSampler:
     seed: int = 0
     batches_drawn: int = 0
     epoch: int = 0
-    _remaining: dict[float, list[int]] = field(default_factory=dict)
-    _rng_state: Any = None
 
     def __post_init__(self) -> None:
         if self.cfg.kind not in ("gaussian", "uniform"):
@@ -41,10 +39,8 @@ class PromptSampler:
         if not self.pass_rates:
             raise ValueError("no prompts to sample from")
         self._rng = random.Random(self.seed)
-        if self._rng_state is not None:
-            self._rng.setstate(self._rng_state)
-        if not self._remaining:
-            self._refill()
+        self._remaining: dict[float, list[int]] = {}
+        self._refill()
 
     def _bin(self, p: float) -> float:
         return round(p * self.cfg.bins) / self.cfg.bins

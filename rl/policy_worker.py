@@ -19,6 +19,9 @@ from core.seed import seed_everything
 from core.training import TrainConfig, build_backend
 from rl.batch import RolloutBatch, model_inputs, pad_right, response_logits
 from rl.losses import PolicyLossConfig, policy_loss
+from rl.preference import worker as preference
+from rl.preference.batch import PairBatch
+from rl.preference.losses import PreferenceLossConfig
 
 
 def _logprobs_and_entropy(model, sequences, prompt_lens, pad_id) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,6 +93,25 @@ class PolicyWorker:
         return {"loss": totals["loss"], "tokens": tokens, "entropy": totals["entropy"] / denom,
                 "clip_fraction": totals["clip_fraction"] / denom, "kl": totals["kl"] / denom,
                 "ratio_mean": totals["ratio_mean"] / denom, **step}
+
+    # ---- preference stage (rl.preference) ---------------------------------------------
+    def reset_preference_reference(self) -> None:
+        """The preference reference becomes a frozen copy of the current policy (collective).
+        Kept apart from `reference` so GRPO's KL anchor is never moved."""
+        self.preference_reference = preference.reference_copy(self.backend)
+
+    def sequence_logprobs(self, batch: PairBatch, reference: bool = False) -> tuple[list[float], list[float]]:
+        """Summed log-probs of each pair's chosen and rejected response."""
+        model = getattr(self, "preference_reference", None) if reference else self.backend.model
+        if model is None:
+            raise RuntimeError("no preference reference: call reset_preference_reference() first")
+        return preference.pair_logprobs(model, batch, self.pad_id, self.micro_batch_size)
+
+    def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig,
+                        pair_normalizer: float | None = None) -> dict[str, float]:
+        """One optimizer step on this rank's pairs; statistics are sums (see merge_step_stats)."""
+        return preference.preference_train_step(self.backend, batch, loss_cfg, self.pad_id, self.micro_batch_size,
+                                                 pair_normalizer or float(len(batch)))
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """Gathered HF-named weights (collective: every rank calls it; rank 0 uses it)."""

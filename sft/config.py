@@ -61,11 +61,12 @@ class SFTConfig:
     data: DataConfig = field(default_factory=DataConfig)
     packing: PackingConfig = field(default_factory=PackingConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=3e-3, min_lr=3e-4, warmup_ratio=0.05))
-    epochs: float = 4.0  # > 0: total_steps = epochs * steps per epoch (overrides train.total_steps)
+    epochs: float = 3.0  # > 0: total_steps = epochs * steps per epoch (overrides train.total_steps)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint_every: int = 0  # optimizer steps between resume checkpoints; 0 = only the final one
     resume: str = ""  # "" = fresh, "auto" = latest checkpoint in run_dir, or a checkpoint path
     run_dir: str = ""  # explicit run directory (needed to resume); empty = runs/<name>-<time>
     publish_to: str = "sft-tiny"  # also copy the final HF checkpoint here (relative: under reforge_home())
+    cpu_threads: int = 0  # torch threads on CPU; 0 = torch's default. 1 is faster on a busy shared machine
     logging: LoggingConfig = field(default_factory=LoggingConfig)

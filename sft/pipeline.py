@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from core.checkpoint import load_hf, save_hf
 from core.data.loading import load_rows
 from core.data.synth import code_rows, math_rows
@@ -104,12 +106,20 @@ def _measure(cfg: SFTConfig, checkpoint: Path, rows: list[dict]) -> dict[str, An
 def run_sft(cfg: SFTConfig) -> dict[str, Any]:
     started = time.time()
     seed_everything(cfg.train.seed)
+    if cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
     dist.init_from_env()
     rank0 = dist.rank() == 0
-    run = RunDir.create(runs_root(), cfg.name, cfg.run_dir or None) if rank0 else RunDir(cfg.run_dir or "/tmp")
+    run = RunDir.create(runs_root(), cfg.name, cfg.run_dir or None) if rank0 else None
+    if dist.is_distributed():  # every rank writes its resume files into rank 0's run directory
+        shared = [str(run.path) if rank0 else None]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        run = run or RunDir(shared[0])
     if rank0:
         run.save_config(cfg)
     base = base_model_dir(cfg)
+    if dist.is_distributed():
+        torch.distributed.barrier()  # rank 0 may be building the cached base model
     model, tok = load_hf(base)
     model.config._attn_implementation = cfg.model.attn_implementation
 

@@ -25,7 +25,7 @@ LOSSES = ("dpo", "ipo", "simpo", "rpo_sq", "rpo_fwd_kl", "rpo_bwd_kl")
 REFERENCE_FREE = ("simpo",)
 
 
-@dataclass(frozen=True)
+@dataclass
 class PreferenceLossConfig:
     """One preference objective. NeMo-Aligner names in brackets."""
 
