@@ -153,18 +153,23 @@ def run_bld(parent_dir: str, calib_path: str, out_dir: str, jobs: list[BLDJob], 
 
     Without a connected Ray session this starts a private local cluster (never attaching to
     someone else's) and stops it afterwards."""
-    if not use_ray:
-        return [run_job(parent_dir, calib_path, out_dir, j, cfg) for j in jobs]
-    import ray
+    done = [j for j in jobs if output_path(Path(out_dir), j).exists()]
+    todo = [j for j in jobs if j not in done]
+    results = {j: run_job(parent_dir, calib_path, out_dir, j, cfg) for j in done}  # reads losses only
+    if todo and not use_ray:
+        results.update({j: run_job(parent_dir, calib_path, out_dir, j, cfg) for j in todo})
+    elif todo:
+        import ray
 
-    own = not ray.is_initialized()
-    if own:
-        repo = str(Path(__file__).resolve().parent.parent)
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=os.cpu_count(),
-                 runtime_env={"env_vars": {"PYTHONPATH": repo}})
-    try:
-        task = ray.remote(num_cpus=1)(run_job)
-        return ray.get([task.remote(parent_dir, calib_path, out_dir, j, cfg) for j in jobs])
-    finally:
+        own = not ray.is_initialized()
         if own:
-            ray.shutdown()
+            repo = str(Path(__file__).resolve().parent.parent)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=os.cpu_count(),
+                     runtime_env={"env_vars": {"PYTHONPATH": repo}})
+        try:
+            task = ray.remote(num_cpus=1)(run_job)
+            results.update(zip(todo, ray.get([task.remote(parent_dir, calib_path, out_dir, j, cfg) for j in todo])))
+        finally:
+            if own:
+                ray.shutdown()
+    return [results[j] for j in jobs]

@@ -27,7 +27,7 @@ NAS_PARENT = ModelPreset(hidden_size=256, num_hidden_layers=12, num_attention_he
 
 @dataclass
 class ParentTraining:
-    steps: int = 150
+    steps: int = 80
     batch_size: int = 16
     lr: float = 3e-3
     warmup: int = 15
