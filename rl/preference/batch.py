@@ -1,0 +1,59 @@
+"""A batch of preference pairs as token ids, and its log-probabilities under a model.
+
+Chosen and rejected rows of a pair share the prompt; they go through the model in one
+forward (chosen rows first, then rejected rows, as NeMo-Aligner batches them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from rl.batch import model_inputs, response_logits
+
+
+@dataclass
+class PairBatch:
+    """One entry per pair. `ref_*` are summed reference log-probs, filled by the driver."""
+
+    prompts: list[list[int]]
+    chosen: list[list[int]]  # response ids only
+    rejected: list[list[int]]
+    chosen_rewards: list[float]
+    rejected_rewards: list[float]
+    ref_chosen: list[float] = field(default_factory=list)
+    ref_rejected: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def select(self, idx: list[int]) -> "PairBatch":
+        def pick(xs):
+            return [xs[i] for i in idx] if xs else []
+
+        return PairBatch(pick(self.prompts), pick(self.chosen), pick(self.rejected), pick(self.chosen_rewards),
+                         pick(self.rejected_rewards), pick(self.ref_chosen), pick(self.ref_rejected))
+
+    @staticmethod
+    def concat(batches: list["PairBatch"]) -> "PairBatch":
+        out = PairBatch([], [], [], [], [])
+        for b in batches:
+            for name in ("prompts", "chosen", "rejected", "chosen_rewards", "rejected_rewards", "ref_chosen",
+                         "ref_rejected"):
+                getattr(out, name).extend(getattr(b, name))
+        return out
+
+    def sequences(self) -> tuple[list[list[int]], list[int]]:
+        """[chosen rows..., rejected rows...] as full sequences, with their prompt lengths."""
+        seqs = [p + c for p, c in zip(self.prompts, self.chosen)] + [p + r for p, r in zip(self.prompts, self.rejected)]
+        return seqs, [len(p) for p in self.prompts] * 2
+
+
+def sequence_logprob_sums(model, batch: PairBatch, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ log π over each response's tokens and the token counts, both [2B] (chosen, then rejected)."""
+    seqs, plens = batch.sequences()
+    x = model_inputs(seqs, plens, pad_id)
+    logits = model(input_ids=x.input_ids, attention_mask=x.attention_mask).logits.float()
+    resp = response_logits(logits, x.prompt_lens, x.targets.shape[1])
+    logp = resp.gather(-1, x.targets[:, :, None])[:, :, 0] - torch.logsumexp(resp, dim=-1)
+    return (logp * x.response_mask).sum(1), x.response_mask.sum(1)
