@@ -18,7 +18,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
 
-__all__ = ["MISSING", "ConfigError", "load_config", "parse_cli", "to_yaml", "save_config"]
+__all__ = ["MISSING", "ConfigError", "check_choice", "load_config", "parse_cli", "to_yaml", "save_config"]
+
+
+def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
+    """For schemas' __post_init__: reject a value outside `choices`, naming the key."""
+    if value not in choices:
+        raise ValueError(f"key '{key}': {value!r} is not one of {list(choices)}")
 
 
 class ConfigError(ValueError):
@@ -106,7 +112,10 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
         if missing:
             raise ConfigError(f"{source}: key '{missing[0]}': required value is missing"
                               + (f" (also missing: {missing[1:]})" if len(missing) > 1 else ""))
-        return OmegaConf.to_object(base)
+        try:
+            return OmegaConf.to_object(base)
+        except ValueError as e:  # a schema's __post_init__ rejected a value; it names the key
+            raise ConfigError(f"{source}: {e}") from None
     except OmegaConfBaseException as e:
         raise _describe(e, source) from None
     except yaml.YAMLError as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.config import check_choice
 from core.metrics import LoggingConfig
 from core.training import TrainConfig
 from rl.actors import PlacementConfig
@@ -54,7 +55,16 @@ class AlgorithmConfig:
     aggregation: str = "token_mean"  # token_mean | seq_mean
     updates_per_rollout: int = 2  # the paper uses 2: the rollout is split into this many optimizer steps
     micro_batch_size: int = 64
+    # Where pi_old comes from: "trainer" recomputes it (one extra forward over the rollout);
+    # "generator" reuses the sampling logprobs, exact when the sync parity check holds them
+    # within tolerance (float32 on CPU), not with bf16/fp8 generation.
+    old_logprobs: str = "trainer"
     tis_cap: float | None = None  # truncated importance sampling for generator/trainer mismatch
+
+    def __post_init__(self) -> None:
+        check_choice("algorithm.advantage", self.advantage, ("std", "no_std", "loo"))
+        check_choice("algorithm.aggregation", self.aggregation, ("token_mean", "seq_mean"))
+        check_choice("algorithm.old_logprobs", self.old_logprobs, ("trainer", "generator"))
 
 
 @dataclass
@@ -77,6 +87,9 @@ class RewardConfig:
     backend: str = "ray"  # ray (a pool of reward actors) | local (in the driver process)
     num_actors: int = 1
     num_workers: int = 2  # concurrent calls per actor
+
+    def __post_init__(self) -> None:
+        check_choice("reward.backend", self.backend, ("ray", "local"))
 
 
 @dataclass

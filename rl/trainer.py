@@ -157,13 +157,16 @@ class GRPOTrainer:
             return record
         batch = rollout.to_batch(cfg.algorithm, cfg.rollout.overlong_masking)
         t1 = time.perf_counter()
-        batch.old_logprobs = self.policy.logprobs(batch)
+        if cfg.algorithm.old_logprobs == "trainer":
+            batch.old_logprobs = self.policy.logprobs(batch)
+            record["generator_trainer_logprob_diff"] = _max_diff(batch.old_logprobs, batch.generator_logprobs)
+        else:
+            batch.old_logprobs = batch.generator_logprobs
         if cfg.algorithm.kl_coef > 0:
             batch.ref_logprobs = self.policy.logprobs(batch, reference=True)
         if cfg.algorithm.tis_cap is None:
             batch.generator_logprobs = []
         record["time/logprobs"] = time.perf_counter() - t1
-        record["generator_trainer_logprob_diff"] = _max_diff(batch.old_logprobs, rollout_generator_lp(rollout))
         t2 = time.perf_counter()
         train_stats = self._updates(batch)
         record["time/train"] = time.perf_counter() - t2
@@ -216,10 +219,6 @@ class GRPOTrainer:
         for group in ("generators", "policy"):
             if hasattr(self, group):
                 getattr(self, group).shutdown()
-
-
-def rollout_generator_lp(rollout) -> list[list[float]]:
-    return [c.logprobs for g in rollout.groups for c in g.completions]
 
 
 def _max_diff(a: list[list[float]], b: list[list[float]]) -> float:

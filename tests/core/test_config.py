@@ -73,3 +73,20 @@ def test_file_placeholder_marks_a_value_required(tmp_path):
     with pytest.raises(ConfigError, match=r"scale\.yaml: key 'name': required value is missing"):
         load_config(Cfg, f)
     assert load_config(Cfg, f, ["name=given"]).name == "given"
+
+
+@dataclass
+class Choosy:
+    mode: str = "a"
+
+    def __post_init__(self):
+        from core.config import check_choice
+
+        check_choice("mode", self.mode, ("a", "b"))
+
+
+def test_schema_validation_names_key_and_source(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("mode: z\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: key 'mode': 'z' is not one of \['a', 'b'\]"):
+        load_config(Choosy, f)
