@@ -29,6 +29,7 @@ class PlacementConfig:
 
     policy_world_size: int = 1
     policy_num_cpus: float = 1.0
+    policy_num_gpus: float = 0.0  # 1 per rank on GPU clusters
     policy_threads: int = 2  # torch threads inside each policy rank (Ray sets 1 per CPU otherwise)
     policy_resources: dict[str, float] = field(default_factory=dict)
     generator_resources: dict[str, float] = field(default_factory=dict)
@@ -74,7 +75,8 @@ class PolicyGroup:
     def __init__(self, model_dir: str, train: TrainConfig, placement: PlacementConfig, keep_reference: bool,
                  micro_batch_size: int):
         world = placement.policy_world_size
-        opts = dict(num_cpus=placement.policy_num_cpus, resources=placement.policy_resources or None)
+        opts = dict(num_cpus=placement.policy_num_cpus, num_gpus=placement.policy_num_gpus,
+                    resources=placement.policy_resources or None)
         self.workers = [_PolicyActor.options(**opts).remote(threads=placement.policy_threads) for _ in range(world)]
         master, port = ray.get(self.workers[0].address.remote())
         ray.get([w.setup.remote(model_dir, train, rank=rank, world_size=world, master_addr=master,
@@ -142,6 +144,9 @@ class PolicyGroup:
     def save_hf(self, out_dir: str) -> None:
         ray.get([w.save_hf.remote(out_dir) for w in self.workers])
 
+    def nccl_address(self) -> tuple[str, int]:
+        return ray.get(self.workers[0].address.remote())
+
     def save_state(self, directory: str) -> None:
         ray.get([w.save_state.remote(directory) for w in self.workers])
 
@@ -155,7 +160,8 @@ class PolicyGroup:
 
 class GeneratorGroup:
     def __init__(self, model_dir: str, cfg: GeneratorConfig, placement: PlacementConfig, seed: int):
-        opts = dict(num_cpus=cfg.num_cpus_per_engine, resources=placement.generator_resources or None)
+        opts = dict(num_cpus=cfg.num_cpus_per_engine, num_gpus=cfg.num_gpus_per_engine,
+                    resources=placement.generator_resources or None)
         self.workers = [_GeneratorActor.options(**opts).remote(model_dir, cfg, seed=seed + i)
                         for i in range(cfg.num_engines)]
         self.kind = ray.get(self.workers[0].engine_kind.remote())
@@ -177,6 +183,19 @@ class GeneratorGroup:
 
     def update_weights(self, buckets: list[Any]) -> list[dict[str, float]]:
         return ray.get([w.update_weights.remote(buckets) for w in self.workers])
+
+    def connect_nccl(self, policy: "PolicyGroup", tensor_parallel_size: int) -> None:
+        """CUDA: one NCCL group, trainer rank 0 = rank 0, engine e's workers = 1 + e*tp ..."""
+        host, port = policy.nccl_address()
+        world = 1 + len(self.workers) * tensor_parallel_size
+        joins = [w.init_weight_receiver.remote(host, port, 1 + e * tensor_parallel_size, world)
+                 for e, w in enumerate(self.workers)]
+        ray.get([p.init_weight_sender.remote(host, port, world) for p in policy.workers] + joins)
+
+    def receive_weights_from(self, policy: "PolicyGroup") -> None:
+        specs = ray.get(policy.workers[0].weight_specs.remote())
+        receives = [w.receive_weights.remote(specs) for w in self.workers]
+        ray.get([p.send_weights.remote() for p in policy.workers] + receives)
 
     def prompt_logprobs(self, sequences: list[list[int]], prompt_lens: list[int]) -> list[list[list[float]]]:
         """Every engine's answer, so parity is checked on each of them."""

@@ -96,10 +96,14 @@ class RewardConfig:
 class SyncConfig:
     """Trainer -> generator weight sync and its parity check."""
 
+    transport: str = "object_store"  # object_store (CPU and GPU) | nccl (CUDA: trainer -> vLLM broadcast)
     bucket_mb: float = 64.0
     parity_check: bool = True
     parity_tolerance: float = 1e-3  # max |logprob diff| on the probe, float32
     probe_sequences: int = 4
+
+    def __post_init__(self) -> None:
+        check_choice("sync.transport", self.transport, ("object_store", "nccl"))
 
 
 @dataclass

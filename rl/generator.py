@@ -24,7 +24,10 @@ class GeneratorConfig:
     kv_cache_gib: float = 1.0
     cpu_threads: str = "all"
     num_cpus_per_engine: float = 1.0  # Ray resource request per engine actor
+    num_gpus_per_engine: float = 0.0  # = tensor_parallel_size on GPU clusters
     hf_batch_size: int = 64
+    tensor_parallel_size: int = 1  # CUDA only
+    gpu_memory_utilization: float = 0.5  # CUDA only
 
 
 def vllm_importable() -> bool:
@@ -41,9 +44,13 @@ class GeneratorWorker:
         if self.engine_name == "vllm":
             from core.engines.vllm_engine import VLLMEngine
 
-            self.engine = VLLMEngine(model_dir, VLLMSettings(max_model_len=cfg.max_model_len,
-                                                             kv_cache_gib=cfg.kv_cache_gib, seed=seed,
-                                                             cpu_threads=cfg.cpu_threads))
+            from core.engines.vllm_engine import cuda_available
+
+            extension = "core.engines.vllm_rlhf.NcclWeightReceiver" if cuda_available() else ""
+            self.engine = VLLMEngine(model_dir, VLLMSettings(
+                max_model_len=cfg.max_model_len, kv_cache_gib=cfg.kv_cache_gib, seed=seed,
+                cpu_threads=cfg.cpu_threads, tensor_parallel_size=cfg.tensor_parallel_size,
+                gpu_memory_utilization=cfg.gpu_memory_utilization, worker_extension_cls=extension))
         else:
             from core.engines.hf_engine import HFEngine
 
@@ -67,6 +74,12 @@ class GeneratorWorker:
             nbytes += sum(t.numel() * t.element_size() for t in part.values())
         self.engine.update_weights(state)
         return {"seconds": time.perf_counter() - start, "bytes": float(nbytes)}
+
+    def init_weight_receiver(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
+        self.engine.init_weight_receiver(host, port, rank_offset, world_size)
+
+    def receive_weights(self, specs: list) -> None:
+        self.engine.receive_weights(specs)
 
     def prompt_logprobs(self, sequences: list[list[int]], prompt_lens: list[int]) -> list[list[float]]:
         return self.engine.prompt_logprobs(sequences, prompt_lens)

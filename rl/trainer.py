@@ -65,6 +65,8 @@ class GRPOTrainer:
         self.policy = PolicyGroup(weights_dir, cfg.train, cfg.placement, keep_reference=cfg.algorithm.kl_coef > 0,
                                   micro_batch_size=cfg.algorithm.micro_batch_size)
         self.generators = GeneratorGroup(weights_dir, cfg.generator, cfg.placement, seed=cfg.seed)
+        if cfg.sync.transport == "nccl":
+            self.generators.connect_nccl(self.policy, cfg.generator.tensor_parallel_size)
 
     def _pass_rates(self) -> tuple[list[Row], list[float], int]:
         cache = self.run.path / "pass_rates.json"
@@ -175,7 +177,8 @@ class GRPOTrainer:
             self.probe = probe_from(batch, cfg.sync.probe_sequences)
         t3 = time.perf_counter()
         report = sync_weights(self.policy, self.generators, cfg.sync.bucket_mb,
-                              self.probe if cfg.sync.parity_check else None, cfg.sync.parity_tolerance)
+                              self.probe if cfg.sync.parity_check else None, cfg.sync.parity_tolerance,
+                              cfg.sync.transport)
         record["time/sync"] = time.perf_counter() - t3
         record.update({"sync_seconds": report.seconds, "sync_bytes": report.bytes, "sync_buckets": report.buckets})
         if report.max_logprob_diff is not None:

@@ -42,10 +42,15 @@ def parity_diff(policy, generators, probe: RolloutBatch) -> tuple[float, str]:
     return worst, where
 
 
-def sync_weights(policy, generators, bucket_mb: float, probe: RolloutBatch | None, tolerance: float) -> SyncReport:
+def sync_weights(policy, generators, bucket_mb: float, probe: RolloutBatch | None, tolerance: float,
+                 transport: str = "object_store") -> SyncReport:
     start = time.perf_counter()
-    buckets = policy.state_buckets(int(bucket_mb * 2**20))
-    loads = generators.update_weights(buckets)
+    if transport == "nccl":
+        generators.receive_weights_from(policy)
+        n_bytes, n_buckets = float("nan"), 0
+    else:
+        buckets = policy.state_buckets(int(bucket_mb * 2**20))
+        n_bytes, n_buckets = generators.update_weights(buckets)[0]["bytes"], len(buckets)
     seconds = time.perf_counter() - start
     diff = None
     if probe is not None:
@@ -55,4 +60,4 @@ def sync_weights(policy, generators, bucket_mb: float, probe: RolloutBatch | Non
                 f"after weight sync the generator's logprobs differ from the trainer's by {diff:.3g} "
                 f"(tolerance {tolerance:g}) at {where}. The generators would sample from another policy; "
                 "check that every weight loaded (names, dtype) and that the prefix cache was reset.")
-    return SyncReport(seconds, loads[0]["bytes"], len(buckets), diff)
+    return SyncReport(seconds, n_bytes, n_buckets, diff)

@@ -28,6 +28,7 @@ class VLLMSettings:
     enable_sleep_mode: bool = False  # CUDA only: colocating with training
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 16384  # per scheduler step; also the seeded-call budget below
+    worker_extension_cls: str = ""  # CUDA: "core.engines.vllm_rlhf.NcclWeightReceiver" for NCCL sync
 
 
 def _configure_cpu_env(settings: VLLMSettings) -> None:
@@ -63,7 +64,8 @@ class VLLMEngine:
         if on_gpu:
             kwargs.update(gpu_memory_utilization=settings.gpu_memory_utilization,
                           tensor_parallel_size=settings.tensor_parallel_size,
-                          enable_sleep_mode=settings.enable_sleep_mode)
+                          enable_sleep_mode=settings.enable_sleep_mode,
+                          worker_extension_cls=settings.worker_extension_cls)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.model_dir = model_dir
@@ -140,6 +142,14 @@ class VLLMEngine:
         """Reload from safetensors on disk (works across processes, e.g. a /dev/shm folder)."""
         self.llm.collective_rpc("reload_weights", kwargs={"weights_path": model_dir,
                                                           "is_checkpoint_format": True})
+        self.llm.reset_prefix_cache()
+
+    def init_weight_receiver(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
+        """CUDA: join the trainer's NCCL group (needs worker_extension_cls=NcclWeightReceiver)."""
+        self.llm.collective_rpc("init_weight_update_group", args=(host, port, rank_offset, world_size))
+
+    def receive_weights(self, specs: list) -> None:
+        self.llm.collective_rpc("receive_weights", args=(specs,))
         self.llm.reset_prefix_cache()
 
     def sleep(self, level: int = 1) -> None:

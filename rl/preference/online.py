@@ -1,0 +1,128 @@
+"""Online (iterative) RPO: the policy's own samples, scored, paired, trained on.
+
+Each step samples K responses per prompt with the generators, scores them with the reward
+functions, turns each prompt's samples into pairs (all pairs, or best vs worst) whose
+explicit rewards are the scores, takes one preference step and re-syncs the generators.
+At the start of every iteration the reference is reset to the current policy, as
+LN-Super's iterative online RPO did (METHODS §1.7).
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Callable
+
+from core.data.schema import Row
+from core.engines.base import SamplingSettings
+from core.metrics import MetricsWriter, Progress
+from rl.batch import RolloutBatch
+from rl.preference.batch import PairBatch
+from rl.preference.config import OnlineConfig
+from rl.preference.losses import PreferenceLossConfig
+from rl.preference.policy import with_reference
+from rl.rollout import Group, generate_and_score
+from rl.weight_sync import probe_from, sync_weights
+
+PAIRINGS = ("all_pairs", "best_vs_worst")
+
+
+def pairs_from_groups(groups: list[Group], cfg: OnlineConfig) -> PairBatch:
+    """Pairs (chosen = higher reward) among each prompt's samples; gaps <= min_reward_gap are skipped."""
+    if cfg.pairing not in PAIRINGS:
+        raise ValueError(f"online.pairing must be one of {PAIRINGS}, got {cfg.pairing!r}")
+    out = PairBatch([], [], [], [], [])
+    for g in groups:
+        k = len(g.completions)
+        if cfg.pairing == "best_vs_worst":
+            best = max(range(k), key=lambda i: g.rewards[i])
+            worst = min(range(k), key=lambda i: g.rewards[i])
+            cand = [(best, worst)]
+        else:
+            cand = [(i, j) for i in range(k) for j in range(k) if i != j]
+        cand = [(i, j) for i, j in cand if g.rewards[i] - g.rewards[j] > cfg.min_reward_gap]
+        cand.sort(key=lambda ij: g.rewards[ij[1]] - g.rewards[ij[0]])  # largest gaps first
+        if cfg.max_pairs_per_prompt:
+            cand = cand[:cfg.max_pairs_per_prompt]
+        for i, j in cand:
+            ci, cj = g.completions[i], g.completions[j]
+            out.prompts.append(list(ci.prompt_ids))
+            out.chosen.append(list(ci.token_ids))
+            out.rejected.append(list(cj.token_ids))
+            out.chosen_rewards.append(g.rewards[i])
+            out.rejected_rewards.append(g.rewards[j])
+    return out
+
+
+def sample_pairs(generators, scorer, tokenizer, rows: list[Row], cfg: OnlineConfig, accuracy_reward: str,
+                 seed: int) -> tuple[PairBatch, dict[str, float]]:
+    sampling = SamplingSettings(n=cfg.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p,
+                                max_tokens=cfg.max_tokens, seed=seed)
+    groups, timings = generate_and_score(generators, scorer, tokenizer, rows, sampling, accuracy_reward)
+    batch = pairs_from_groups(groups, cfg)
+    rewards = [r for g in groups for r in g.rewards]
+    acc = [a for g in groups for a in g.accuracy]
+    return batch, {"reward_mean": sum(rewards) / max(len(rewards), 1), "accuracy": sum(acc) / max(len(acc), 1),
+                   "pairs": float(len(batch)), "time/generate": timings["generate"], "time/reward": timings["reward"]}
+
+
+class OnlineRPO:
+    """Drives a PolicyGroup and a GeneratorGroup through `iterations` x `steps_per_iteration`."""
+
+    def __init__(self, policy, generators, scorer, tokenizer, loss: PreferenceLossConfig, cfg: OnlineConfig,
+                 accuracy_reward: str, sync_cfg, seed: int = 0):
+        self.policy, self.generators, self.scorer, self.tokenizer = policy, generators, scorer, tokenizer
+        self.loss, self.cfg, self.accuracy_reward, self.sync_cfg, self.seed = loss, cfg, accuracy_reward, sync_cfg, seed
+        self.probe: RolloutBatch | None = None
+
+    def mean_reward(self, rows: list[Row], seed: int) -> float:
+        """Mean reward of the policy's own samples (eval_samples per prompt, temperature sampling)."""
+        sampling = SamplingSettings(n=self.cfg.eval_samples, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                                    max_tokens=self.cfg.max_tokens, seed=seed)
+        groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
+                                       self.accuracy_reward)
+        rewards = [r for g in groups for r in g.rewards]
+        return sum(rewards) / max(len(rewards), 1)
+
+    def step(self, rows: list[Row], seed: int) -> dict[str, Any]:
+        batch, record = sample_pairs(self.generators, self.scorer, self.tokenizer, rows, self.cfg,
+                                     self.accuracy_reward, seed)
+        if len(batch) < self._world():
+            return {**record, "skipped": 1}
+        stats = self.policy.preference_step(with_reference(self.policy, batch, self.loss), self.loss)
+        record.update({f"pref/{k}": v for k, v in stats.items()})
+        if self.probe is None and self.sync_cfg.parity_check:
+            seqs, plens = batch.sequences()
+            self.probe = probe_from(RolloutBatch(seqs, plens), self.sync_cfg.probe_sequences)
+        report = sync_weights(self.policy, self.generators, self.sync_cfg.bucket_mb, self.probe,
+                              self.sync_cfg.parity_tolerance)
+        record["sync_seconds"] = report.seconds
+        if report.max_logprob_diff is not None:
+            record["sync_max_logprob_diff"] = report.max_logprob_diff
+        return record
+
+    def _world(self) -> int:
+        return getattr(self.policy, "world_size", 1)
+
+    def run(self, train_rows: list[Row], eval_rows: list[Row], metrics: MetricsWriter,
+            draw: Callable[[random.Random], list[Row]] | None = None) -> dict[str, Any]:
+        cfg = self.cfg
+        rng = random.Random(self.seed)
+        draw = draw or (lambda r: r.sample(train_rows, min(cfg.prompts_per_step, len(train_rows))))
+        by_iteration = [self.mean_reward(eval_rows, seed=self.seed + 999)]
+        metrics.log(0, {"eval_reward_mean": by_iteration[0]})
+        total = cfg.iterations * cfg.steps_per_iteration
+        progress = Progress("online-rpo", total)
+        step = 0
+        for it in range(cfg.iterations):
+            self.policy.reset_preference_reference()
+            for _ in range(cfg.steps_per_iteration):
+                step += 1
+                record = {"iteration": it + 1, **self.step(draw(rng), seed=self.seed * 1_000_003 + step * 1000)}
+                if step == (it + 1) * cfg.steps_per_iteration:
+                    by_iteration.append(self.mean_reward(eval_rows, seed=self.seed + 999))
+                    record["eval_reward_mean"] = by_iteration[-1]
+                metrics.log(step, record)
+                progress.update(step, reward=record["reward_mean"], pairs=record["pairs"],
+                                loss=record.get("pref/loss", float("nan")), acc=record.get("pref/accuracy", float("nan")))
+        return {"reward_mean_first": by_iteration[0], "reward_mean_last": by_iteration[-1],
+                "reward_mean_by_iteration": by_iteration, "iterations": cfg.iterations,
+                "steps": total}

@@ -1,0 +1,52 @@
+"""The policy the preference loops drive: a PolicyGroup (Ray actors, shared with GRPO) or
+`LocalPolicy`, one PolicyWorker in this process with the same preference interface."""
+from __future__ import annotations
+
+from core.training import TrainConfig
+from rl.policy_worker import PolicyWorker
+from rl.preference.batch import PairBatch
+from rl.preference.losses import PreferenceLossConfig
+from rl.preference.worker import merge_step_stats
+
+
+class LocalPolicy:
+    def __init__(self, model_dir: str, train: TrainConfig, micro_batch_size: int):
+        self.worker = PolicyWorker(model_dir, train, keep_reference=False, micro_batch_size=micro_batch_size)
+
+    def reset_preference_reference(self) -> None:
+        self.worker.reset_preference_reference()
+
+    def sequence_logprobs(self, batch: PairBatch, reference: bool = False) -> tuple[list[float], list[float]]:
+        return self.worker.sequence_logprobs(batch, reference)
+
+    def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig) -> dict[str, float]:
+        return merge_step_stats([self.worker.preference_step(batch, loss_cfg)])
+
+    def save_hf(self, out_dir: str) -> None:
+        self.worker.save_hf(out_dir)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def heldout_accuracy(policy, batch: PairBatch) -> dict[str, float]:
+    """Does the policy rank chosen above rejected? By mean token log-prob (the headline,
+    length-fair) and by summed log-prob; ties count half."""
+    if not len(batch):
+        return {"pref_accuracy": 0.0, "pref_accuracy_sum": 0.0, "pref_logp_margin": 0.0}
+    c, r = policy.sequence_logprobs(batch)
+    nc, nr = [max(len(x), 1) for x in batch.chosen], [max(len(x), 1) for x in batch.rejected]
+
+    def acc(pairs):
+        return sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(batch)
+
+    means = [(a / m, b / n) for a, b, m, n in zip(c, r, nc, nr)]
+    return {"pref_accuracy": acc(means), "pref_accuracy_sum": acc(zip(c, r)),
+            "pref_logp_margin": sum(a - b for a, b in means) / len(batch)}
+
+
+def with_reference(policy, batch: PairBatch, cfg: PreferenceLossConfig) -> PairBatch:
+    """Fill the batch's reference log-probs from the policy's preference reference."""
+    if cfg.needs_reference:
+        batch.ref_chosen, batch.ref_rejected = policy.sequence_logprobs(batch, reference=True)
+    return batch
