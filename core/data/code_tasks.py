@@ -86,9 +86,10 @@ def run_tests(solution: str, tests: list[str], timeout: float = 10.0) -> bool:
 def generate(n: int, seed: int) -> list[CodeProblem]:
     rng = random.Random(seed)
     out = [FAMILIES[i % len(FAMILIES)](rng) for i in range(n)]
-    # One subprocess checks every reference: each runs in its own namespace.
+    # One subprocess checks every reference (each in its own namespace); the program goes
+    # through stdin, since thousands of tasks overflow a command line.
     checks = "\n".join(f"exec({(p.solution + chr(10) + chr(10).join(p.tests))!r}, {{}})" for p in out)
-    proc = subprocess.run([sys.executable, "-c", checks], capture_output=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-"], input=checks.encode(), capture_output=True, timeout=120)
     if proc.returncode != 0:
         raise AssertionError(f"a reference solution failed its tests: {proc.stderr.decode()[-500:]}")
     return out

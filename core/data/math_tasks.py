@@ -32,30 +32,32 @@ def format_number(x: Fraction) -> str:
 
 def _problem(rng: random.Random, difficulty: int) -> MathProblem:
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
-    total = Fraction(rng.randint(2, 30))
+    # Small operands: each single step is easy to learn, so difficulty comes from the number
+    # of steps, which is where writing the steps out (the `on` mode) should pay off.
+    total = Fraction(rng.randint(2, 9))
     question = [f"{name} has {format_number(total)} {item}."]
     steps: list[str] = []
     expr = format_number(total)
     n_ops = min(difficulty, 3)
     for _ in range(n_ops):
-        op = rng.choice(["add", "sub", "mul"] if total < 60 else ["add", "sub"])
+        op = rng.choice(["add", "sub", "mul"] if total <= 9 else ["add", "sub"])
         if op == "add":
-            k = Fraction(rng.randint(1, 20))
+            k = Fraction(rng.randint(1, 9))
             question.append(f"{name} gets {format_number(k)} more.")
             new, sym = total + k, "+"
         elif op == "sub" and total > 1:
-            k = Fraction(rng.randint(1, int(total) - 1 if total.denominator == 1 else 1))
+            k = Fraction(rng.randint(1, min(int(total) - 1, 9)))
             question.append(f"{name} gives away {format_number(k)}.")
             new, sym = total - k, "-"
         else:
-            k = Fraction(rng.randint(2, 4))
+            k = Fraction(rng.randint(2, 3))
             question.append(f"{name} multiplies the {item} by {format_number(k)}.")
             new, sym = total * k, "*"
         steps.append(f"{format_number(total)} {sym} {format_number(k)} = {format_number(new)}")
         expr = f"({expr}) {sym} {format_number(k)}"
         total = new
     if difficulty >= 4:
-        k = Fraction(rng.randint(2, 5))
+        k = Fraction(rng.randint(2, 3))
         question.append(f"{name} splits them into {format_number(k)} equal parts.")
         new = total / k
         steps.append(f"{format_number(total)} / {format_number(k)} = {format_number(new)}")
