@@ -53,16 +53,7 @@ def train_rows(cfg: SFTConfig) -> list[dict]:
             log0(report.summary(f))
             rows += [r.to_dict() for r in report.rows]
         return rows
-    return math_rows(d.synthetic_math, d.seed, levels=tuple(d.math_levels)) + synthetic_code(d.synthetic_code, d.seed)
-
-
-def synthetic_code(n: int, seed: int, chunk: int = 200) -> list[dict]:
-    """code_rows in chunks: core's reference check passes every program on one command line,
-    which overflows the argument limit at ~1000 tasks."""
-    rows = []
-    for k, start in enumerate(range(0, n, chunk)):
-        rows += code_rows(min(chunk, n - start), seed * 1000 + k)
-    return rows
+    return math_rows(d.synthetic_math, d.seed, levels=tuple(d.math_levels)) + code_rows(d.synthetic_code, d.seed)
 
 
 def heldout_rows(cfg: SFTConfig, train: list[dict]) -> list[dict]:
