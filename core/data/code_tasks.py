@@ -23,22 +23,19 @@ class CodeProblem:
     difficulty: int
 
 
-def _add(rng: random.Random) -> CodeProblem:
-    k = rng.randint(1, 9)
-    f = f"add_{k}"
-    xs = rng.sample(range(-5, 20), 3)
-    return CodeProblem(f"Write a Python function {f}(x) that returns x plus {k}.", f,
-                       f"def {f}(x):\n    return x + {k}\n", [f"assert {f}({x}) == {x + k}" for x in xs],
-                       f"Add {k} to x.", 1)
+_ARITH = {"add": ("plus", "+", lambda x, k: x + k, "Add {k} to x."),
+          "times": ("times", "*", lambda x, k: x * k, "Multiply x by {k}.")}
 
 
-def _mul(rng: random.Random) -> CodeProblem:
-    k = rng.randint(2, 9)
-    f = f"times_{k}"
+def _arith(rng: random.Random) -> CodeProblem:
+    name = rng.choice(sorted(_ARITH))
+    word, sym, ref, plan = _ARITH[name]
+    k = rng.randint(1 if name == "add" else 2, 9)
+    f = f"{name}_{k}"
     xs = rng.sample(range(-5, 20), 3)
-    return CodeProblem(f"Write a Python function {f}(x) that returns x times {k}.", f,
-                       f"def {f}(x):\n    return x * {k}\n", [f"assert {f}({x}) == {x * k}" for x in xs],
-                       f"Multiply x by {k}.", 1)
+    return CodeProblem(f"Write a Python function {f}(x) that returns x {word} {k}.", f,
+                       f"def {f}(x):\n    return x {sym} {k}\n", [f"assert {f}({x}) == {ref(x, k)}" for x in xs],
+                       plan.format(k=k), 1)
 
 
 _LIST_OPS = {
@@ -74,7 +71,7 @@ def _string_op(rng: random.Random) -> CodeProblem:
                        plan, 2)
 
 
-FAMILIES = [_add, _mul, _list_op, _string_op]
+FAMILIES = [_arith, _list_op, _string_op]
 
 
 def run_tests(solution: str, tests: list[str], timeout: float = 10.0) -> bool:
