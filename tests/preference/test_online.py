@@ -58,7 +58,9 @@ def _run(tmp_path, config, *overrides):
 def test_online_rpo_recipe(tmp_path, tiny_model_dir):
     summary, records = _run(tmp_path, "recipes/configs/super_rpo_online_tiny.yaml", f"model={tiny_model_dir}",
                             "online.steps_per_iteration=2", "online.prompts_per_step=4", "online.eval_prompts=4",
-                            "online.max_tokens=24", "data.synthetic_test_per_kind=4")
+                            "online.max_tokens=24", "data.synthetic_test_per_kind=4",
+                            # a random-init model's text meets some IF constraints by chance: pairs exist
+                            "online.prompts=if", "reward.functions={by_type: 1.0}", "reward.accuracy_reward=by_type")
     for key in ("pref_accuracy_before", "pref_accuracy_after", "reward_mean_first", "reward_mean_last"):
         assert 0.0 <= summary[key] <= 1.2, key
     assert len(summary["reward_mean_by_iteration"]) == 3
