@@ -33,6 +33,7 @@ class PuzzleConfig:
     -> child -> global KD -> served comparison. `python recipes/puzzle_nas.py`."""
 
     run_dir: str | None = None
+    torch_threads: int = 0  # 0: torch's default; 1 wastes less CPU on a crowded shared machine
     parent_dir: str | None = None  # a trained Llama or nemotron-nas checkpoint; null: the tiny NAS parent
     parent_steps: int = 80  # training of the tiny NAS parent (cached under REFORGE_HOME)
     seed: int = 0

@@ -162,13 +162,37 @@ def measure_subblocks(parent_cfg: DeciLMConfig, tokenizer, space: SearchSpace, w
     t_amin_dec = (att[a_min].decode_step_ms - base.decode_step_ms) / (n - 1)
     t_amin_pre = (att[a_min].prefill_ms - base.prefill_ms) / (n - 1)
     o_dec, o_pre = base.decode_step_ms - t_amin_dec, base.prefill_ms - t_amin_pre
-    clip = lambda v: max(v, 0.0)  # noqa: E731  timing noise must not make a block look free-er than no-op
+    def per_block(timed: dict, size, value) -> dict[str, float]:
+        """Per-layer time of each variant: at least 0 (no-op's cost) and monotone in size."""
+        fitted = monotone_in_size({size(v): max(value(t), 0.0) for v, t in timed.items()})
+        return {variant_slug(v): fitted[size(v)] for v in timed}
+
+    kv, width = (lambda a: a.kv_heads), (lambda f: f.width)
     return SubblockCosts(
-        attention_decode_ms={variant_slug(a): clip((t.decode_step_ms - o_dec) / n) for a, t in att.items()},
-        ffn_decode_ms={variant_slug(f): clip((t.decode_step_ms - base.decode_step_ms) / n) for f, t in ffn.items()},
-        attention_prefill_ms={variant_slug(a): clip((t.prefill_ms - o_pre) / n) for a, t in att.items()},
-        ffn_prefill_ms={variant_slug(f): clip((t.prefill_ms - base.prefill_ms) / n) for f, t in ffn.items()},
+        attention_decode_ms=per_block(att, kv, lambda t: (t.decode_step_ms - o_dec) / n),
+        ffn_decode_ms=per_block(ffn, width, lambda t: (t.decode_step_ms - base.decode_step_ms) / n),
+        attention_prefill_ms=per_block(att, kv, lambda t: (t.prefill_ms - o_pre) / n),
+        ffn_prefill_ms=per_block(ffn, width, lambda t: (t.prefill_ms - base.prefill_ms) / n),
         overhead_decode_ms=o_dec, overhead_prefill_ms=o_pre, settings=asdict(s))
+
+
+def monotone_in_size(costs: dict[int, float]) -> dict[int, float]:
+    """Least-squares fit of the measured times that never decreases with block size (pool
+    adjacent violators). On a shared machine a narrower block can time slower than a wider
+    one by chance; the search must not believe it."""
+    sizes = sorted(costs)
+    blocks = [[costs[s], 1, [s]] for s in sizes]  # (mean, weight, members)
+    i = 0
+    while i < len(blocks) - 1:
+        if blocks[i][0] > blocks[i + 1][0]:
+            a, b = blocks[i], blocks.pop(i + 1)
+            a[0] = (a[0] * a[1] + b[0] * b[1]) / (a[1] + b[1])
+            a[1] += b[1]
+            a[2] += b[2]
+            i = max(i - 1, 0)
+        else:
+            i += 1
+    return {s: mean for mean, _, members in blocks for s in members}
 
 
 def attention_params(cfg: DeciLMConfig, v: AttentionVariant) -> int:

@@ -88,3 +88,6 @@ def load_decilm(model_dir: str | Path, dtype: torch.dtype = torch.float32) -> De
     cfg = DeciLMConfig.from_pretrained(str(model_dir), local_files_only=True)
     return DeciLMForCausalLM.from_pretrained(str(model_dir), config=cfg, dtype=dtype,
                                              local_files_only=True).eval()
+
+
+register_auto()

@@ -47,7 +47,7 @@ def gkd_loss(child_out, parent_out, mask: torch.Tensor, cfg: GKDConfig, labels: 
     if cfg.lm_weight and labels is not None:
         loss = loss + cfg.lm_weight * F.cross_entropy(child_out.logits.float().flatten(0, 1), labels.flatten(),
                                                       ignore_index=-100)
-    return loss, {"cosine": float(cos), "kl": float(kl)}
+    return loss, {"cosine": cos.item(), "kl": kl.item()}
 
 
 def distill(child, parent, batch, cfg: GKDConfig, log=print) -> list[dict[str, float]]:
@@ -71,8 +71,8 @@ def distill(child, parent, batch, cfg: GKDConfig, log=print) -> list[dict[str, f
         loss.backward()
         torch.nn.utils.clip_grad_norm_(child.parameters(), 1.0)
         opt.step()
-        history.append({"loss": float(loss), **parts})
+        history.append({"loss": loss.item(), **parts})
         if step % 20 == 0 or step == cfg.steps - 1:
-            log(f"[gkd] step {step}/{cfg.steps} loss={float(loss):.4f} cos={parts['cosine']:.4f} kl={parts['kl']:.4f}")
+            log(f"[gkd] step {step}/{cfg.steps} loss={loss.item():.4f} cos={parts['cosine']:.4f} kl={parts['kl']:.4f}")
     child.eval()
     return history

@@ -70,6 +70,8 @@ def run(cfg: PuzzleConfig) -> dict:
     run_dir.save_config(cfg)
     root = run_dir.path
     torch.manual_seed(cfg.seed)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     timings: dict[str, float] = {}
     t = time.perf_counter()
 

@@ -2,6 +2,7 @@
 budget to MIP problems: one per batch size in the sweep, keeping the best feasible one."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from nas.assemble import variant_slug
@@ -102,8 +103,6 @@ class SearchResult:
 def search(lib: BlockLibrary, budget: Budget, batch_sizes: list[int], seq_len: int, num_solutions: int = 1,
            diversity: float = 0.8, metric: str = "kl_div") -> SearchResult:
     """Solve per batch size; keep the lowest-score feasible batch (larger batch on ties)."""
-    import time
-
     best, errors, t0 = None, [], time.perf_counter()
     for b in batch_sizes:
         problem, keys = mip_problem(lib, budget, b, seq_len, metric)

@@ -49,6 +49,16 @@ def test_llama_conversion_is_identity_and_saved_child_loads_with_remote_code(lla
     assert cfg["architectures"] == ["DeciLMForCausalLM"]
 
 
+def test_auto_classes_resolve_in_process_without_remote_code(parent_dir):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    import nas.format  # noqa: F401  registers nemotron-nas
+
+    assert type(AutoConfig.from_pretrained(parent_dir)).__module__ == "nas.decilm.configuration_decilm"
+    model = AutoModelForCausalLM.from_pretrained(parent_dir, local_files_only=True)
+    assert type(model).__module__ == "nas.decilm.modeling_decilm"
+
+
 @torch.no_grad()
 def test_kv_cache_decoding_matches_full_forward(parent, batch):
     ids = batch.input_ids[:1, :20]
