@@ -31,19 +31,35 @@ def test_config_round_trip_and_validation():
                      block_configs=[{"attention": {"n_heads_in_group": 3}, "ffn": {"ffn_mult": 6.0}}])
 
 
+REMOTE_LOAD = """
+import sys, torch
+from transformers import AutoModelForCausalLM
+m = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True, local_files_only=True)
+ids, mask = torch.load(sys.argv[2])
+with torch.no_grad():
+    torch.save((type(m).__module__, m(input_ids=ids, attention_mask=mask).logits), sys.argv[3])
+"""
+
+
 @torch.no_grad()
-def test_llama_conversion_is_identity_and_saved_child_loads_with_remote_code(llama_dir, parent_dir, batch):
-    from transformers import AutoModelForCausalLM
+def test_llama_conversion_is_identity_and_saved_child_loads_with_remote_code(llama_dir, parent_dir, batch, tmp_path):
+    """The saved directory alone is enough: a fresh interpreter outside the repo loads it
+    through auto_map and the copied modeling file, with the Llama parent's exact logits."""
+    import subprocess
+    import sys
 
     from core.checkpoint import load_hf
 
     llama, _ = load_hf(llama_dir)
-    remote = AutoModelForCausalLM.from_pretrained(parent_dir, trust_remote_code=True, local_files_only=True)
-    assert type(remote).__module__.startswith("transformers_modules")  # the copied file, not reforge's
+    torch.save((batch.input_ids, batch.attention_mask), tmp_path / "in.pt")
+    subprocess.run([sys.executable, "-c", REMOTE_LOAD, parent_dir, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
+                   cwd=tmp_path, check=True, capture_output=True,
+                   env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    module, remote_logits = torch.load(tmp_path / "out.pt")
+    assert module.startswith("transformers_modules")  # the copied file, not reforge's
     a = llama(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    b = remote(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     keep = batch.attention_mask.bool()
-    assert torch.equal(a[keep], b[keep])
+    assert torch.equal(a[keep], remote_logits[keep])
     cfg = json.loads(open(f"{parent_dir}/config.json").read())
     assert cfg["auto_map"]["AutoConfig"] == "configuration_decilm.DeciLMConfig"
     assert cfg["architectures"] == ["DeciLMForCausalLM"]
