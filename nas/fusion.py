@@ -79,7 +79,7 @@ def fuse_ffn_run(model: DeciLMForCausalLM, start: int, end: int) -> tuple[DeciLM
 def fuse_and_report(model: DeciLMForCausalLM, start: int, end: int, input_ids: torch.Tensor,
                     attention_mask: torch.Tensor) -> tuple[DeciLMForCausalLM, FusionReport]:
     from nas.activations import LayerContext, layer_inputs
-    from nas.gkd import forward_kl
+    from sft.distill import forward_kl
 
     fused, agree = fuse_ffn_run(model, start, end)
     x1 = layer_inputs(model, input_ids, attention_mask)[start]
@@ -92,5 +92,5 @@ def fuse_and_report(model: DeciLMForCausalLM, start: int, end: int, input_ids: t
     ha, hb = a.hidden_states[-1][keep], b.hidden_states[-1][keep]
     rel = float((ha - hb).norm() / ha.norm())
     report = FusionReport(start, end, fused.config.ffn_intermediate_size(start), agree, par_err, rel,
-                          float(forward_kl(a.logits, b.logits, attention_mask)))
+                          float(forward_kl(b.logits, a.logits, attention_mask)))
     return fused, report

@@ -2,8 +2,7 @@
 
 L_GKD = sum_l (1 - cos(h_c^l, h_p^l)) + KL(p_parent || q_child), no LM loss by default
 (adding it hurt in the paper). The child has one block per parent layer, so hidden states
-align layer by layer. The two loss terms live here behind `gkd_loss` because `sft/` has
-no distillation module yet; they move there once it does.
+align layer by layer. The loss terms are `sft.distill`'s, shared with SFT distillation.
 """
 from __future__ import annotations
 
@@ -11,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from sft.distill import cosine_hidden, forward_kl
 
 
 @dataclass(frozen=True)
@@ -24,25 +25,10 @@ class GKDConfig:
     seed: int = 0
 
 
-def cosine_hidden_loss(child_hidden: tuple[torch.Tensor, ...], parent_hidden: tuple[torch.Tensor, ...],
-                       mask: torch.Tensor) -> torch.Tensor:
-    """Sum over layers of the mean (over real tokens) of 1 - cos(h_c, h_p)."""
-    keep = mask.bool()
-    return sum((1 - F.cosine_similarity(c[keep].float(), p[keep].float(), dim=-1)).mean()
-               for c, p in zip(child_hidden[1:], parent_hidden[1:]))
-
-
-def forward_kl(parent_logits: torch.Tensor, child_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) per token, averaged over real tokens."""
-    logp = F.log_softmax(parent_logits.float(), -1)
-    logq = F.log_softmax(child_logits.float(), -1)
-    return (logp.exp() * (logp - logq)).sum(-1)[mask.bool()].mean()
-
-
 def gkd_loss(child_out, parent_out, mask: torch.Tensor, cfg: GKDConfig, labels: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, dict[str, float]]:
-    cos = cosine_hidden_loss(child_out.hidden_states, parent_out.hidden_states, mask)
-    kl = forward_kl(parent_out.logits, child_out.logits, mask)
+    cos = cosine_hidden(child_out.hidden_states[1:], parent_out.hidden_states[1:], mask)
+    kl = forward_kl(child_out.logits, parent_out.logits, mask)
     loss = cfg.cosine_weight * cos + cfg.kl_weight * kl
     if cfg.lm_weight and labels is not None:
         loss = loss + cfg.lm_weight * F.cross_entropy(child_out.logits.float().flatten(0, 1), labels.flatten(),
