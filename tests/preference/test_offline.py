@@ -47,6 +47,7 @@ def test_step_statistics_and_micro_batch_invariance(tiny_model_dir, pairs):
     torch.testing.assert_close(torch.tensor(updated[0]), torch.tensor(updated[1]), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow  # ~70 s on the loaded 2-core machine
 def test_offline_dpo_lifts_pair_accuracy(tiny_model_dir, pairs, tmp_path):
     policy = _policy(tiny_model_dir, micro=16)
     before = heldout_accuracy(policy, pairs)["pref_accuracy"]
