@@ -291,27 +291,7 @@ def bench_preset(preset: str, args) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--presets", default="tiny,small", help="comma-separated; the larger one is the headline")
-    ap.add_argument("--steps", type=int, default=3, help="GRPO steps (rollouts) per side, the first is warm-up")
-    ap.add_argument("--warmup-steps", type=int, default=1)
-    ap.add_argument("--prompts", type=int, default=0, help="prompts per step (0 = the preset's default)")
-    ap.add_argument("--group-size", type=int, default=0, help="samples per prompt (0 = the preset's default)")
-    ap.add_argument("--max-tokens", type=int, default=0, help="max completion tokens (0 = the preset's default)")
-    ap.add_argument("--policy", default="auto", choices=["auto", "sft", "eos"],
-                    help="see benchmarks/common.py bench_policy (auto: tiny SFT policy if built, else eos-calibrated)")
-    ap.add_argument("--order", default="trl-first", choices=["trl-first", "reforge-first"])
-    ap.add_argument("--max-load", type=float, default=3.0, help="wait for the 1-min load average to drop below this")
-    ap.add_argument("--max-wait", type=float, default=0.0, help="seconds to wait for a quiet machine (0 = don't)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "grpo_vs_trl.json"))
-    args = ap.parse_args()
-    presets = args.presets.split(",")
-    for p in presets:  # build (or find) the policies before measuring anything
-        bench_policy(p, args.policy, SHAPES[p][3])
-    gate = wait_for_quiet(args.max_load, args.max_wait) if args.max_wait else {"load_at_start": load1()}
-    facts = machine_facts()
-    results = [bench_preset(p, args) for p in presets]
+def _report(args, facts: dict, gate: dict, results: list[dict]) -> dict:
     head = max(results, key=lambda r: r["parameters"])  # the larger preset is the headline
     import trl
 
@@ -333,8 +313,35 @@ def main() -> None:
                "timing": f"mean over rollouts after the first {args.warmup_steps} (warm-up); one step = one rollout "
                          "= two TRL optimizer steps"},
            "results": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--presets", default="tiny,small", help="comma-separated; the larger one is the headline")
+    ap.add_argument("--steps", type=int, default=3, help="GRPO steps (rollouts) per side, the first is warm-up")
+    ap.add_argument("--warmup-steps", type=int, default=1)
+    ap.add_argument("--prompts", type=int, default=0, help="prompts per step (0 = the preset's default)")
+    ap.add_argument("--group-size", type=int, default=0, help="samples per prompt (0 = the preset's default)")
+    ap.add_argument("--max-tokens", type=int, default=0, help="max completion tokens (0 = the preset's default)")
+    ap.add_argument("--policy", default="auto", choices=["auto", "sft", "eos"],
+                    help="see benchmarks/common.py bench_policy (auto: tiny SFT policy if built, else eos-calibrated)")
+    ap.add_argument("--order", default="trl-first", choices=["trl-first", "reforge-first"])
+    ap.add_argument("--max-load", type=float, default=3.0, help="wait for the 1-min load average to drop below this")
+    ap.add_argument("--max-wait", type=float, default=0.0, help="seconds to wait for a quiet machine (0 = don't)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "grpo_vs_trl.json"))
+    args = ap.parse_args()
+    presets = args.presets.split(",")
+    for p in presets:  # build (or find) the policies before measuring anything
+        bench_policy(p, args.policy, SHAPES[p][3])
+    gate = wait_for_quiet(args.max_load, args.max_wait) if args.max_wait else {"load_at_start": load1()}
+    facts = machine_facts()
+    results = []
+    for p in presets:  # the file is rewritten after each preset, so a cut-short run leaves its numbers
+        results.append(bench_preset(p, args))
+        out = _report(args, facts, gate, results)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2))
     print(json.dumps({k: out[k] for k in ("reforge_samples_per_s", "trl_samples_per_s", "ratio")}), flush=True)
 
 
