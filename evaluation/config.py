@@ -38,7 +38,6 @@ class EvalConfig:
     max_model_len: int = 1024
     kv_cache_gib: float = 1.0
     chunk_size: int = 32  # prompts generated, scored and stored together; the unit of resumption
-    max_batch_tokens: int = 4096  # prompt tokens x samples per engine call: keep <= vLLM's max_num_batched_tokens
     reward_timeout_s: float = 10.0  # per sample; a timeout or an exception scores 0 and is counted
     run_dir: str = ""  # an existing run directory resumes it; empty: a new one under runs_root()
     name: str = "eval"

