@@ -178,3 +178,27 @@ def test_by_type_dispatches_on_the_row_type():
     assert by_type(S("a b", {"type": "if", "constraints": [{"kind": "no_commas"}]})).score == 1.0
     with pytest.raises(ValueError, match="no built-in reward for reward.type 'poem'"):
         by_type(S("x", {"type": "poem"}))
+
+
+@pytest.mark.parametrize("completion,mode,score,reason", [
+    ("<think>5 + 3 = 8. 8 * 2 = 16.</think>The answer is \\boxed{16}.", "on", 1.0, None),
+    # Right answer through a false step: the answer alone would score 1.
+    ("<think>5 + 3 = 9. 9 * 2 = 16.</think>The answer is \\boxed{16}.", "on", 0.0, "false equation in the working"),
+    ("<think>5 + 3 = 8. 8 * 2 = 16.</think>The answer is \\boxed{15}.", "on", 0.0, None),
+    ("<think>48 / 3 = 16. 16 / 3 = 16/3.</think>The answer is \\boxed{16}.", "on", 1.0, None),  # exact fractions
+    ("<think>(5 + 3) * 2 = 16. 16 / 0 = 16.</think>\\boxed{16}", "on", 0.0, "false equation in the working"),
+    ("8 * 2 = 16, so \\boxed{16}", "off", 1.0, None),                            # off: the whole text is checked
+    ("5 + 3 = 9, then 9 + 7 = 16 so \\boxed{16}", "off", 0.0, "false equation in the working"),
+])
+def test_math_steps_reward(completion, mode, score, reason):
+    r = get_reward("math_steps").fn(S(completion, {"type": "math", "answer": "16"}, mode))
+    assert r.score == score
+    if reason:
+        assert r.info["reason"] == reason
+
+
+def test_false_equations_lists_each_false_step():
+    from rewards.builtin.math_steps import evaluate, false_equations
+
+    assert evaluate("7 / 2 * 4") == 14 and evaluate("2 × 3 + 1") == 7
+    assert false_equations("2 * 3 = 4. 4 + 2 = 6. 1.5 * 2 = 3. 9 - 3 = 5") == ["2 * 3 = 4", "9 - 3 = 5"]
