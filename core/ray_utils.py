@@ -17,6 +17,9 @@ def init_ray(address: str = "", num_cpus: int | None = None, env_vars: dict[str,
         ray.init(address=target, runtime_env=runtime_env, log_to_driver=True)
     else:
         # Logical CPUs: generators, trainer and reward actors take turns on the real cores.
+        # The raylet starts workers at nice 15 by default; ours do the run's compute, so they
+        # must not yield to unrelated processes on the machine.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
                  runtime_env=runtime_env,
                  _node_ip_address="127.0.0.1")

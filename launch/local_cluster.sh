@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RAY_AUTH_MODE=token
+# Workers run the jobs' compute: normal priority, not the raylet's default nice 15.
+export RAY_worker_niceness=0
 RAY=.venv/bin/ray
 case "${1:-start}" in
   start) PATH="$PWD/.venv/bin:$PATH" $RAY start --head --include-dashboard true --dashboard-host 127.0.0.1 \

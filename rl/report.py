@@ -19,7 +19,9 @@ def plot_curves(history: list[dict[str, Any]], out_png: Path) -> Path:
     axes[0].set_title("rollouts")
     for key in sorted({k for r in evals for k in r if k.startswith("heldout_accuracy_")}):
         pts = [(r["step"], r[key]) for r in evals if key in r]
-        axes[1].plot(*zip(*pts), marker="o", label=key.replace("heldout_accuracy_", "held-out, mode "))
+        mode, _, level = key.replace("heldout_accuracy_", "").partition("_l")
+        axes[1].plot(*zip(*pts), marker="o", linestyle="--" if level else "-", linewidth=2 if not level else 1,
+                     label=f"{mode}, level {level}" if level else f"{mode}, all")
     axes[1].set_title("held-out accuracy (greedy)")
     axes[2].plot([r["step"] for r in steps], [r["response_tokens_mean"] for r in steps], label="response tokens")
     axes[2].set_title("response length")
@@ -45,6 +47,17 @@ def _timing_table(history: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _level_table(summary: dict[str, Any]) -> list[str]:
+    keys = sorted(k[len("before_heldout_accuracy_"):] for k in summary if k.startswith("before_heldout_accuracy_"))
+    if len(keys) < 2:
+        return []
+    lines = ["| held-out set | before | after |", "|---|---|---|"]
+    for k in keys:
+        lines.append(f"| {k} | {summary['before_heldout_accuracy_' + k]:.3f} | "
+                     f"{summary.get('after_heldout_accuracy_' + k, float('nan')):.3f} |")
+    return lines
+
+
 def write_report(run_dir: Path, summary: dict[str, Any], history: list[dict[str, Any]]) -> Path:
     png = plot_curves(history, run_dir / "curves.png")
     lines = [
@@ -54,7 +67,7 @@ def write_report(run_dir: Path, summary: dict[str, Any], history: list[dict[str,
         f"- steps: {summary['steps']}, wall time: {summary.get('seconds_total', 0):.0f} s,"
         f" generator engine: {summary.get('generator_engine')}",
         f"- max |logprob diff| generator vs trainer after sync: {summary['max_sync_logprob_diff']:.2e}", "",
-        f"![curves]({png.name})", "", "## Where the time goes", "", *_timing_table(history), "",
+        f"![curves]({png.name})", "", *_level_table(summary), "", "## Where the time goes", "", *_timing_table(history), "",
     ]
     out = run_dir / "report.md"
     out.write_text("\n".join(lines))

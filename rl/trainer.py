@@ -97,6 +97,12 @@ class GRPOTrainer:
             groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
                                            self.cfg.reward.accuracy_reward)
             out[f"heldout_accuracy_{mode}"] = sum(g.accuracy[0] for g in groups) / max(len(groups), 1)
+            by_level: dict[int, list[float]] = {}
+            for g in groups:
+                if "difficulty" in g.row.meta:
+                    by_level.setdefault(int(g.row.meta["difficulty"]), []).append(g.accuracy[0])
+            for level, accs in sorted(by_level.items()):
+                out[f"heldout_accuracy_{mode}_l{level}"] = sum(accs) / len(accs)
         return out
 
     # ---- the loop ------------------------------------------------------------------------
