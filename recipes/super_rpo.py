@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> Path:
     run_dir.write_summary(summary)
     line = f"[pref] {cfg.mode} {cfg.loss.preference_loss}: held-out pair accuracy " \
            f"{summary['pref_accuracy_before']:.3f} -> {summary['pref_accuracy_after']:.3f}"
+    kinds = sorted(k[len("after_pref_accuracy_"):] for k in summary if k.startswith("after_pref_accuracy_")
+                   and k != "after_pref_accuracy_sum")
+    if kinds:
+        line += " (" + ", ".join(f"{k} {summary[f'before_pref_accuracy_{k}']:.3f} -> "
+                                 f"{summary[f'after_pref_accuracy_{k}']:.3f}" for k in kinds) + ")"
     if "reward_mean_first" in summary:
         line += f"; mean reward of own samples {summary['reward_mean_first']:.3f} -> {summary['reward_mean_last']:.3f}"
     print(line, flush=True)

@@ -23,6 +23,7 @@ class PairBatch:
     rejected_rewards: list[float]
     ref_chosen: list[float] = field(default_factory=list)
     ref_rejected: list[float] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # per pair, e.g. math-on / if / tool (per-kind accuracy)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -32,14 +33,14 @@ class PairBatch:
             return [xs[i] for i in idx] if xs else []
 
         return PairBatch(pick(self.prompts), pick(self.chosen), pick(self.rejected), pick(self.chosen_rewards),
-                         pick(self.rejected_rewards), pick(self.ref_chosen), pick(self.ref_rejected))
+                         pick(self.rejected_rewards), pick(self.ref_chosen), pick(self.ref_rejected), pick(self.kinds))
 
     @staticmethod
     def concat(batches: list["PairBatch"]) -> "PairBatch":
         out = PairBatch([], [], [], [], [])
         for b in batches:
             for name in ("prompts", "chosen", "rejected", "chosen_rewards", "rejected_rewards", "ref_chosen",
-                         "ref_rejected"):
+                         "ref_rejected", "kinds"):
                 getattr(out, name).extend(getattr(b, name))
         return out
 

@@ -147,6 +147,15 @@ def _ids(tok, text: str) -> list[int]:
     return tok(text, add_special_tokens=False)["input_ids"]
 
 
+def pair_kind(p: PreferencePair) -> str:
+    """What a pair tests, for per-kind accuracy: its reward type (math / if / tool), math split
+    by reasoning mode (math_on, math_off); "pairs" when the row says nothing."""
+    kind = (p.meta.get("reward") or {}).get("type") if isinstance(p.meta, dict) else None
+    if kind == "math" and p.reasoning:
+        return f"math_{p.reasoning}"
+    return str(kind or "pairs")
+
+
 def encode_pairs(tok, pairs: list[PreferencePair], max_len: int) -> tuple[PairBatch, list[str]]:
     """Token ids of every pair; pairs longer than `max_len` are left out and named in the
     second return value (the caller reports the count)."""
@@ -166,6 +175,7 @@ def encode_pairs(tok, pairs: list[PreferencePair], max_len: int) -> tuple[PairBa
         batch.rejected.append(rejected)
         batch.chosen_rewards.append(p.chosen_reward)
         batch.rejected_rewards.append(p.rejected_reward)
+        batch.kinds.append(pair_kind(p))
     return batch, too_long
 
 

@@ -36,10 +36,12 @@ def math_pairs(n: int, seed: int, levels: tuple[int, ...] = (1, 2, 3, 4)) -> lis
     rng = random.Random(seed)
     pairs = []
     for i, p in enumerate(math_tasks.generate(n, seed, levels)):
-        mode = MATH_MODES[i % 2]
+        # problem i has level levels[i % len(levels)]; the mode alternates per round of levels so
+        # both modes cover every level (i % 2 would tie `off` to the even levels only)
+        mode = MATH_MODES[(i // len(levels)) % 2]
         thought, answer = _wrong(p, rng)
         pairs.append(PreferencePair(
-            f"math-pair-{seed}-{i}", [{"role": "user", "content": p.question}],
+            f"math-pair-{seed}-{i}-L{p.difficulty}", [{"role": "user", "content": p.question}],
             format_response(math_tasks.final_answer(p), mode, math_tasks.thought(p)),
             format_response(answer, mode, thought), 1.0, 0.0, mode,
             {"source": "synthetic-math", "reward": {"type": "math", "answer": math_tasks.format_number(p.answer)}}))

@@ -9,7 +9,7 @@ import pytest
 from core.chat import EOT
 from core.data.loading import DataError
 from core.tokenization import encode_conversation
-from rl.preference.data import encode_pairs, load_pairs
+from rl.preference.data import PreferencePair, encode_pairs, load_pairs, pair_kind
 from rl.preference.synthetic import if_pairs, math_pairs, prompt_rows
 from rl.preference.when2call import pairs_from_items, synthetic_items
 
@@ -109,3 +109,32 @@ def test_when2call_items_cover_categories_and_corruptions():
     pairs = pairs_from_items(items, 1)
     corrupted = [p for p in pairs if p.id.endswith("-call")]
     assert len(corrupted) == 10 and all(p.rejected.startswith("<TOOLCALL>") for p in corrupted)
+
+
+def test_math_pairs_cover_every_level_in_both_modes():
+    pairs = math_pairs(16, 0)
+    got = {(p.id.rsplit("-", 1)[1], p.reasoning) for p in pairs}
+    assert got == {(f"L{lvl}", m) for lvl in (1, 2, 3, 4) for m in ("on", "off")}
+    assert [pair_kind(p) for p in pairs[:5]] == ["math_on"] * 4 + ["math_off"]
+
+
+def test_per_kind_heldout_accuracy_by_hand(tiny_tokenizer):
+    from rl.preference.policy import heldout_accuracy
+
+    pairs = [PreferencePair(f"p{i}", "prompt", "ab", "cd", meta={"reward": {"type": t}}, reasoning=m)
+             for i, (t, m) in enumerate([("math", "on"), ("math", "off"), ("if", None), ("if", None), ("tool", None)])]
+    batch, _ = encode_pairs(tiny_tokenizer, pairs, 64)
+    assert batch.kinds == ["math_on", "math_off", "if", "if", "tool"]
+    n = len(batch.chosen[0])
+    assert all(len(x) == n for x in batch.chosen + batch.rejected)  # "ab" and "cd": same token count
+
+    class Fixed:  # summed log-probs: wins on pairs 0, 2; loss on 1, 3; tie on 4
+        def sequence_logprobs(self, b):
+            return [-1.0, -3.0, -1.0, -3.0, -2.0], [-2.0, -2.0, -2.0, -2.0, -2.0]
+
+    out = heldout_accuracy(Fixed(), batch)
+    assert out["pref_accuracy"] == pytest.approx((1 + 0 + 1 + 0 + 0.5) / 5)
+    assert (out["pref_accuracy_math_on"], out["pref_accuracy_math_off"], out["pref_accuracy_math"]) == (1.0, 0.0, 0.5)
+    assert (out["pref_accuracy_if"], out["pref_accuracy_tool"], out["pairs_if"]) == (0.5, 0.5, 2.0)
+    assert out["pref_logp_margin"] == pytest.approx((1 - 1 + 1 - 1 + 0) / 5 / n)
+    assert batch.select([4, 0]).kinds == ["tool", "math_on"]
