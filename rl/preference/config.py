@@ -7,14 +7,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.config import check_choice
 from core.metrics import LoggingConfig
 from core.training import TrainConfig
 from rl.actors import PlacementConfig
 from rl.config import GRPOConfig, RewardConfig, SyncConfig
 from rl.generator import GeneratorConfig
+from rl.preference.data import FORMATS
 from rl.preference.losses import PreferenceLossConfig
 
 MODES = ("offline", "online", "interleaved")
+BACKENDS = ("local", "ray")
+PAIR_FORMATS = FORMATS
+PAIRINGS = ("all_pairs", "best_vs_worst")
+ONLINE_PROMPTS = ("math", "if", "tool", "mix")
+INTERLEAVE_SOURCES = ("offline", "online")
 
 
 @dataclass
@@ -31,6 +38,10 @@ class PairDataConfig:
     synthetic_tool: int = 192  # When2Call-style items (1-2 pairs each)
     synthetic_test_per_kind: int = 64  # held-out items per kind
     seed: int = 0
+
+    def __post_init__(self):
+        check_choice("data.format", self.format, PAIR_FORMATS)
+        check_choice("data.on_malformed_row", self.on_malformed_row, ("skip", "raise"))
 
 
 @dataclass
@@ -55,6 +66,12 @@ class OnlineConfig:
     eval_prompts: int = 64  # held-out prompts for the mean reward of own samples
     eval_samples: int = 4
 
+    def __post_init__(self):
+        check_choice("online.pairing", self.pairing, PAIRINGS)
+        check_choice("online.prompts", self.prompts, ONLINE_PROMPTS)
+        if self.samples_per_prompt < 2:
+            raise ValueError(f"key 'online.samples_per_prompt': pairs need >= 2 samples, got {self.samples_per_prompt}")
+
 
 @dataclass
 class InterleaveConfig:
@@ -65,6 +82,9 @@ class InterleaveConfig:
     every_grpo_steps: int = 5
     preference_steps: int = 2
     source: str = "offline"  # offline (the pair data) | online (sample with the GRPO generators)
+
+    def __post_init__(self):
+        check_choice("interleave.source", self.source, INTERLEAVE_SOURCES)
 
 
 @dataclass
@@ -77,13 +97,15 @@ class PreferenceConfig:
     run_dir: str = ""  # empty = runs/super_rpo-<time>
     ray_address: str = ""  # online / interleaved / backend=ray: empty = start a local Ray
     backend: str = "local"  # offline: local (one process, core.training backend) | ray (PolicyGroup)
-    steps: int = 120  # offline optimizer steps
+    steps: int = 60  # offline optimizer steps
     batch_size: int = 32  # pairs per optimizer step (global)
     micro_batch_size: int = 32  # pairs per forward (chosen + rejected rows: twice as many)
-    eval_every: int = 40  # offline: held-out pair accuracy every N steps
+    eval_every: int = 20  # offline: held-out pair accuracy every N steps
+    checkpoint_every: int = 0  # offline: resume state every N steps (run_dir/checkpoints/step_N); 0 = none
+    resume: str = "auto"  # offline: auto (latest complete checkpoint in run_dir) | never | a checkpoint path
     cpu_threads: int = 0  # torch threads in this process on CPU; 0 = torch's default (1 helps on a busy machine)
     loss: PreferenceLossConfig = field(default_factory=lambda: PreferenceLossConfig("dpo", beta=0.1))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, warmup_steps=5, schedule="constant",
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=3e-4, warmup_steps=5, schedule="constant",
                                                                    grad_clip=1.0))
     data: PairDataConfig = field(default_factory=PairDataConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)
@@ -96,5 +118,5 @@ class PreferenceConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        check_choice("mode", self.mode, MODES)
+        check_choice("backend", self.backend, BACKENDS)

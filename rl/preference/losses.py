@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.config import check_choice
+
 LOSSES = ("dpo", "ipo", "simpo", "rpo_sq", "rpo_fwd_kl", "rpo_bwd_kl")
 REFERENCE_FREE = ("simpo",)
 
@@ -39,10 +41,11 @@ class PreferenceLossConfig:
     sft_average_log_probs: bool | None = None  # None = same as average_log_probs [sft_average_log_probs]
 
     def __post_init__(self):
-        if self.preference_loss not in LOSSES:
-            raise ValueError(f"preference_loss must be one of {LOSSES}, got {self.preference_loss!r}")
+        check_choice("loss.preference_loss", self.preference_loss, LOSSES)
         if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
+            raise ValueError(f"key 'loss.beta': must be > 0, got {self.beta}")
+        if self.sft_weight < 0 or self.preference_weight < 0:
+            raise ValueError("key 'loss.sft_weight' / 'loss.preference_weight': weights must be >= 0")
 
     @property
     def needs_reference(self) -> bool:

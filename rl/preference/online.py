@@ -16,13 +16,11 @@ from core.engines.base import SamplingSettings
 from core.metrics import MetricsWriter, Progress
 from rl.batch import RolloutBatch
 from rl.preference.batch import PairBatch
-from rl.preference.config import OnlineConfig
+from rl.preference.config import PAIRINGS, OnlineConfig
 from rl.preference.losses import PreferenceLossConfig
 from rl.preference.policy import with_reference
 from rl.rollout import Group, generate_and_score
 from rl.weight_sync import probe_from, sync_weights
-
-PAIRINGS = ("all_pairs", "best_vs_worst")
 
 
 def pairs_from_groups(groups: list[Group], cfg: OnlineConfig) -> PairBatch:

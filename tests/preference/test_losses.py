@@ -93,8 +93,25 @@ def test_reference_needed_except_simpo():
     with pytest.raises(ValueError, match="reference"):
         preference_loss(_x(ref_chosen=None), PreferenceLossConfig("dpo"))
     preference_loss(_x(ref_chosen=None, ref_rejected=None), PreferenceLossConfig("simpo"))
-    with pytest.raises(ValueError, match="preference_loss"):
+    with pytest.raises(ValueError, match="key 'loss.preference_loss'"):
         PreferenceLossConfig("kto")
+    with pytest.raises(ValueError, match="key 'loss.beta'"):
+        PreferenceLossConfig("dpo", beta=0.0)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("loss.preference_loss=kto", "loss.preference_loss"), ("mode=batch", "mode"), ("backend=gpu", "backend"),
+    ("online.pairing=random", "online.pairing"), ("online.prompts=code", "online.prompts"),
+    ("online.samples_per_prompt=1", "online.samples_per_prompt"), ("data.format=csv", "data.format"),
+    ("data.on_malformed_row=ignore", "data.on_malformed_row"), ("interleave.source=file", "interleave.source"),
+])
+def test_config_choice_errors_name_the_key(override, key):
+    from core.config import ConfigError, load_config
+    from rl.preference.config import PreferenceConfig
+
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
+        load_config(PreferenceConfig, None, [override])
+    assert load_config(PreferenceConfig, None, ["loss.preference_loss=rpo_sq"]).loss.preference_loss == "rpo_sq"
 
 
 def test_rpo_sq_gradient_at_reference_is_rloo():
