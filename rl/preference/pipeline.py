@@ -4,6 +4,7 @@ Each `run_*` returns the summary's figures; the recipe writes them to summary.js
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from transformers import AutoTokenizer
@@ -48,16 +49,25 @@ def encoded_pair_sets(cfg: PreferenceConfig, tokenizer) -> tuple[PairBatch, Pair
 
 
 def run_offline(cfg: PreferenceConfig, run: RunDir) -> dict[str, Any]:
-    from rl.preference.offline import train_offline
+    from rl.preference.offline import STATE_FILE, latest_checkpoint, train_offline
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.model, local_files_only=True)
     train, test, info = encoded_pair_sets(cfg, tokenizer)
     cfg.train.total_steps = cfg.steps
     policy = _policy(cfg)
     metrics = MetricsWriter(run.path, cfg.logging)
+    ckpt_dir = run.path / "checkpoints"
+    if cfg.resume == "never":
+        resume_from = None
+    elif cfg.resume == "auto":
+        resume_from = latest_checkpoint(ckpt_dir)
+    else:
+        resume_from = Path(cfg.resume)
+        if not (resume_from / STATE_FILE).exists():
+            raise FileNotFoundError(f"resume={resume_from}: not a preference checkpoint (no {STATE_FILE})")
     try:
         summary = train_offline(policy, train, test, cfg.loss, cfg.steps, cfg.batch_size, cfg.eval_every, metrics,
-                                cfg.seed)
+                                cfg.seed, ckpt_dir, cfg.checkpoint_every, resume_from)
         policy.save_hf(str(run.path / "policy"))
     finally:
         metrics.close()

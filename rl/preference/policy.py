@@ -25,24 +25,39 @@ class LocalPolicy:
     def save_hf(self, out_dir: str) -> None:
         self.worker.save_hf(out_dir)
 
+    def save_state(self, directory: str) -> None:
+        self.worker.save_state(directory)
+
+    def load_state(self, directory: str) -> None:
+        self.worker.load_state(directory)
+
     def shutdown(self) -> None:
         pass
 
 
 def heldout_accuracy(policy, batch: PairBatch) -> dict[str, float]:
     """Does the policy rank chosen above rejected? By mean token log-prob (the headline,
-    length-fair) and by summed log-prob; ties count half."""
+    length-fair) and by summed log-prob; ties count half. With `batch.kinds`, also
+    `pref_accuracy_<kind>` (and `pref_accuracy_math` over math_on + math_off) and their counts."""
     if not len(batch):
         return {"pref_accuracy": 0.0, "pref_accuracy_sum": 0.0, "pref_logp_margin": 0.0}
     c, r = policy.sequence_logprobs(batch)
     nc, nr = [max(len(x), 1) for x in batch.chosen], [max(len(x), 1) for x in batch.rejected]
-
-    def acc(pairs):
-        return sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(batch)
-
     means = [(a / m, b / n) for a, b, m, n in zip(c, r, nc, nr)]
-    return {"pref_accuracy": acc(means), "pref_accuracy_sum": acc(zip(c, r)),
-            "pref_logp_margin": sum(a - b for a, b in means) / len(batch)}
+    wins = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in means]
+    out = {"pref_accuracy": sum(wins) / len(batch),
+           "pref_accuracy_sum": sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(c, r)) / len(batch),
+           "pref_logp_margin": sum(a - b for a, b in means) / len(batch)}
+    if len(batch.kinds) == len(batch) and len(set(batch.kinds)) > 1:
+        groups: dict[str, list[float]] = {}
+        for kind, w in zip(batch.kinds, wins):
+            groups.setdefault(kind, []).append(w)
+            if "_" in kind:
+                groups.setdefault(kind.split("_")[0], []).append(w)
+        for kind, ws in sorted(groups.items()):
+            out[f"pref_accuracy_{kind}"] = sum(ws) / len(ws)
+            out[f"pairs_{kind}"] = float(len(ws))
+    return out
 
 
 def with_reference(policy, batch: PairBatch, cfg: PreferenceLossConfig) -> PairBatch:

@@ -47,6 +47,33 @@ def test_step_statistics_and_micro_batch_invariance(tiny_model_dir, pairs):
     torch.testing.assert_close(torch.tensor(updated[0]), torch.tensor(updated[1]), rtol=1e-4, atol=1e-4)
 
 
+def test_checkpoint_resume_keeps_reference_and_batch_order(tiny_model_dir, pairs, tmp_path):
+    """3 steps in one go == 2 steps, a checkpoint, then a fresh process state resuming for 1 more;
+    the resumed run takes the reference log-probs from the checkpoint, not from its (trained) policy."""
+    from rl.preference.offline import latest_checkpoint
+
+    cfg = PreferenceLossConfig("dpo", beta=0.5)
+    small = pairs.select(list(range(6)))
+
+    def run(steps, ckpt=None, every=0, resume=None):
+        policy = _policy(tiny_model_dir, micro=6)
+        train = small.select(list(range(len(small))))
+        metrics = MetricsWriter(tmp_path / f"m{every}{bool(resume)}", LoggingConfig(tensorboard=False))
+        out = train_offline(policy, train, small, cfg, steps=steps, batch_size=2, eval_every=0, metrics=metrics,
+                            seed=3, checkpoint_dir=ckpt, checkpoint_every=every, resume_from=resume)
+        metrics.close()
+        return out, policy.sequence_logprobs(small)[0], train
+
+    full, want, full_train = run(3)
+    run(3, tmp_path / "ck", every=2)  # checkpoints at step 2 only (never at the last step)
+    ckpt = latest_checkpoint(tmp_path / "ck")
+    assert ckpt is not None and ckpt.name == "step_2"
+    resumed, got, train = run(3, resume=ckpt)
+    assert resumed["resumed_from_step"] == 2 and resumed["pref_accuracy_before"] == full["pref_accuracy_before"]
+    assert train.ref_chosen == pytest.approx(full_train.ref_chosen)
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(want), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.slow  # ~70 s on the loaded 2-core machine
 def test_offline_dpo_lifts_pair_accuracy(tiny_model_dir, pairs, tmp_path):
     policy = _policy(tiny_model_dir, micro=16)
