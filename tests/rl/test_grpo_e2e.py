@@ -102,3 +102,17 @@ def test_killed_driver_resumes_and_reproduces_the_uninterrupted_run(uninterrupte
     for step in (3, 4):
         for key in KEYS:
             assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-4, abs=1e-6), (step, key)
+
+
+@pytest.mark.slow
+def test_the_loop_raises_the_reward_it_is_given(ray_local, tiny_model_dir, tmp_path):
+    """Behaviour, not plumbing: on fixed prompts the whole loop (vLLM sampling, scoring,
+    advantages, updates, sync) must move the policy towards the reward -- here, short
+    completions. A sign error or a stale generator keeps the reward flat."""
+    cfg = _cfg(tiny_model_dir, tmp_path / "learns", steps=12)
+    cfg.checkpoint_every = 12
+    cfg.rollout.prompts_per_step, cfg.rollout.samples_per_prompt = 8, 8
+    result = _run(cfg)
+    rewards = [r["reward_mean"] for r in result.history if "reward_mean" in r]
+    first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
+    assert last > first + 0.15, rewards
