@@ -16,9 +16,10 @@ QUESTIONS = ["Ana has 3 pens.", "Ben has 7 cards.", "Cleo has 2 books.", "Dev ha
              "Eli has 4 shells.", "Fay has 5 stamps.", "Gus has 6 apples.", "Ida has 8 marbles."]
 
 
-def _rows(prefix):
+def _rows(prefix, max_chars=40):
     return [validate_row({"id": f"{prefix}{i}", "messages": [{"role": "user", "content": q}], "reasoning": "off",
-                          "reward": {"type": "if", "constraints": [{"kind": "max_chars", "n": 40}]}}, f"{prefix}{i}")
+                          "reward": {"type": "if", "constraints": [{"kind": "max_chars", "n": max_chars}]}},
+                         f"{prefix}{i}")
             for i, q in enumerate(QUESTIONS)]
 
 
@@ -38,9 +39,9 @@ def _cfg(model, run_dir, steps):
     return cfg
 
 
-def _run(cfg, hooks=()):
+def _run(cfg, hooks=(), max_chars=40):
     scorer = build_scorer(cfg.reward)
-    trainer = GRPOTrainer(cfg, RunDir(cfg.run_dir), _rows("train"), _rows("test"), scorer)
+    trainer = GRPOTrainer(cfg, RunDir(cfg.run_dir), _rows("train", max_chars), _rows("test", max_chars), scorer)
     trainer.step_hooks += list(hooks)
     try:
         return trainer.train()
@@ -112,7 +113,8 @@ def test_the_loop_raises_the_reward_it_is_given(ray_local, tiny_model_dir, tmp_p
     cfg = _cfg(tiny_model_dir, tmp_path / "learns", steps=12)
     cfg.checkpoint_every = 12
     cfg.rollout.prompts_per_step, cfg.rollout.samples_per_prompt = 8, 8
-    result = _run(cfg)
+    cfg.train.lr = 3e-3
+    result = _run(cfg, max_chars=20)  # a random-init policy meets 20 characters about a third of the time
     rewards = [r["reward_mean"] for r in result.history if "reward_mean" in r]
     first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
     assert last > first + 0.15, rewards
