@@ -62,6 +62,15 @@ def sample_pairs(generators, scorer, tokenizer, rows: list[Row], cfg: OnlineConf
                    "pairs": float(len(batch)), "time/generate": timings["generate"], "time/reward": timings["reward"]}
 
 
+def mean_and_se(xs: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample standard deviation / sqrt(n))."""
+    n = len(xs)
+    if not n:
+        return 0.0, 0.0
+    m = sum(xs) / n
+    return m, ((sum((x - m) ** 2 for x in xs) / (n - 1)) ** 0.5 / n ** 0.5) if n > 1 else 0.0
+
+
 class OnlineRPO:
     """Drives a PolicyGroup and a GeneratorGroup through `iterations` x `steps_per_iteration`."""
 
@@ -71,14 +80,14 @@ class OnlineRPO:
         self.loss, self.cfg, self.accuracy_reward, self.sync_cfg, self.seed = loss, cfg, accuracy_reward, sync_cfg, seed
         self.probe: RolloutBatch | None = None
 
-    def mean_reward(self, rows: list[Row], seed: int) -> float:
-        """Mean reward of the policy's own samples (eval_samples per prompt, temperature sampling)."""
+    def mean_reward(self, rows: list[Row], seed: int) -> tuple[float, float]:
+        """Mean reward of the policy's own samples (eval_samples per prompt, temperature sampling)
+        and its standard error, with the prompt as the unit (samples of one prompt are correlated)."""
         sampling = SamplingSettings(n=self.cfg.eval_samples, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                                     max_tokens=self.cfg.max_tokens, seed=seed)
         groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
                                        self.accuracy_reward)
-        rewards = [r for g in groups for r in g.rewards]
-        return sum(rewards) / max(len(rewards), 1)
+        return mean_and_se([sum(g.rewards) / max(len(g.rewards), 1) for g in groups])
 
     def step(self, rows: list[Row], seed: int) -> dict[str, Any]:
         batch, record = sample_pairs(self.generators, self.scorer, self.tokenizer, rows, self.cfg,
@@ -105,8 +114,9 @@ class OnlineRPO:
         cfg = self.cfg
         rng = random.Random(self.seed)
         draw = draw or (lambda r: r.sample(train_rows, min(cfg.prompts_per_step, len(train_rows))))
-        by_iteration = [self.mean_reward(eval_rows, seed=self.seed + 999)]
-        metrics.log(0, {"eval_reward_mean": by_iteration[0]})
+        first, first_se = self.mean_reward(eval_rows, seed=self.seed + 999)
+        by_iteration, se_by_iteration = [first], [first_se]
+        metrics.log(0, {"eval_reward_mean": first, "eval_reward_se": first_se})
         total = cfg.iterations * cfg.steps_per_iteration
         progress = Progress("online-rpo", total)
         step = 0
@@ -116,11 +126,15 @@ class OnlineRPO:
                 step += 1
                 record = {"iteration": it + 1, **self.step(draw(rng), seed=self.seed * 1_000_003 + step * 1000)}
                 if step == (it + 1) * cfg.steps_per_iteration:
-                    by_iteration.append(self.mean_reward(eval_rows, seed=self.seed + 999))
-                    record["eval_reward_mean"] = by_iteration[-1]
+                    mean, se = self.mean_reward(eval_rows, seed=self.seed + 999)
+                    by_iteration.append(mean)
+                    se_by_iteration.append(se)
+                    record.update(eval_reward_mean=mean, eval_reward_se=se)
                 metrics.log(step, record)
                 progress.update(step, reward=record["reward_mean"], pairs=record["pairs"],
                                 loss=record.get("pref/loss", float("nan")), acc=record.get("pref/accuracy", float("nan")))
         return {"reward_mean_first": by_iteration[0], "reward_mean_last": by_iteration[-1],
-                "reward_mean_by_iteration": by_iteration, "iterations": cfg.iterations,
+                "reward_mean_by_iteration": by_iteration, "reward_se_by_iteration": se_by_iteration,
+                "reward_se_first": se_by_iteration[0], "reward_se_last": se_by_iteration[-1],
+                "eval_prompts": len(eval_rows), "iterations": cfg.iterations,
                 "steps": total}
