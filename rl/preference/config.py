@@ -97,10 +97,10 @@ class PreferenceConfig:
     run_dir: str = ""  # empty = runs/super_rpo-<time>
     ray_address: str = ""  # online / interleaved / backend=ray: empty = start a local Ray
     backend: str = "local"  # offline: local (one process, core.training backend) | ray (PolicyGroup)
-    steps: int = 60  # offline optimizer steps
+    steps: int = 120  # offline optimizer steps
     batch_size: int = 32  # pairs per optimizer step (global)
     micro_batch_size: int = 32  # pairs per forward (chosen + rejected rows: twice as many)
-    eval_every: int = 20  # offline: held-out pair accuracy every N steps
+    eval_every: int = 40  # offline: held-out pair accuracy every N steps
     checkpoint_every: int = 0  # offline: resume state every N steps (run_dir/checkpoints/step_N); 0 = none
     resume: str = "auto"  # offline: auto (latest complete checkpoint in run_dir) | never | a checkpoint path
     cpu_threads: int = 0  # torch threads in this process on CPU; 0 = torch's default (1 helps on a busy machine)
