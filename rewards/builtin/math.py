@@ -58,6 +58,9 @@ class MathVerifier:
         self._size = workers
         self._started = 0
         self._lock = threading.Lock()
+        # (pred, gold) -> verdict. A group's samples often share an answer, and `math` and
+        # `math_steps` both verify the same completion; only finished verdicts are kept.
+        self._verdicts: dict[tuple[str, str], dict[str, Any]] = {}
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
@@ -79,6 +82,17 @@ class MathVerifier:
 
     def verify(self, pred: str, gold: str, timeout_s: float) -> dict[str, Any]:
         """{"correct": bool, ...}; {"correct": False, "timed_out": True} after a kill."""
+        cached = self._verdicts.get((pred, gold))
+        if cached is not None:
+            return cached
+        result = self._verify_in_worker(pred, gold, timeout_s)
+        if not result.get("timed_out"):
+            if len(self._verdicts) >= 65536:
+                self._verdicts.clear()
+            self._verdicts[(pred, gold)] = result
+        return result
+
+    def _verify_in_worker(self, pred: str, gold: str, timeout_s: float) -> dict[str, Any]:
         worker = self._take()
         try:
             worker.conn.send((pred, gold))
