@@ -1,7 +1,8 @@
 """Typed configs: dataclass schemas filled from YAML and `key=value` overrides via OmegaConf.
 
-Errors are caught before any heavy work and reported as `ConfigError` naming the file and
-the key (unknown key, wrong type, missing required value). Recipes call `parse_cli`, which
+Errors are caught before any heavy work and reported as `ConfigError` naming the key (unknown
+key, wrong type, missing required value, a value the schema rejects) and where its value came
+from: the command-line override that set it, else the YAML file. Recipes call `parse_cli`, which
 also answers `--help` / `--show-config` by printing every setting with its default.
 """
 from __future__ import annotations
@@ -79,21 +80,46 @@ def _placeholders(tree: Any, prefix: str = "") -> list[str]:
     return [prefix[:-1]] if tree == "???" else []
 
 
-def _describe(err: OmegaConfBaseException, source: str) -> ConfigError:
+_KEY_IN_MESSAGE = re.compile(r"key '([^']+)'")
+
+
+class _Sources:
+    """Where each key's value came from, so an error points at the override the user typed
+    rather than at a file that never held the bad value."""
+
+    def __init__(self, file_source: str):
+        self.file_source = file_source
+        self.overrides: dict[str, str] = {}  # dotted key -> the override as typed
+
+    def add_overrides(self, items: Sequence[str]) -> None:
+        self.overrides.update({item.partition("=")[0]: item for item in items})
+
+    def of(self, key: str | None) -> str:
+        if key:
+            key = re.sub(r"\[\d+\]", "", str(key))  # modes[0] -> modes
+            hits = ([k for k in self.overrides if k == key]
+                    or [k for k in self.overrides if key.startswith(k + ".") or k.startswith(key + ".")])
+            if hits:
+                return f"command-line override '{self.overrides[hits[0]]}'"
+        return self.file_source
+
+
+def _describe(err: OmegaConfBaseException, sources: _Sources, fallback: str) -> ConfigError:
     key = getattr(err, "full_key", None) or getattr(err, "key", None)
     msg = str(err).split("\n")[0]
     where = f"key '{key}'" if key else "config"
+    source = sources.of(key) if key else fallback
     return ConfigError(f"{source}: {where}: {msg}")
 
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """Build a `schema` instance: defaults <- YAML file <- `key=value` overrides."""
     base = OmegaConf.structured(schema)
-    source = "defaults"
+    sources = _Sources(str(path) if path is not None else "defaults")
+    stage = sources.file_source  # what an error without a key is blamed on
     raw: dict = {}
     try:
         if path is not None:
-            source = str(path)
             if not Path(path).exists():
                 raise ConfigError(f"{path}: no such config file")
             loaded = _yaml_value(Path(path).read_text()) or {}
@@ -102,24 +128,25 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
             base = OmegaConf.merge(base, OmegaConf.create(loaded))
             raw = loaded
         if overrides:
-            source = "command line"
+            stage = "command line"
             tree = _dotlist_tree(overrides)
+            sources.add_overrides(overrides)
             base = OmegaConf.merge(base, OmegaConf.create(tree))
             raw = _overlay(raw, tree)
-        source = str(path) if path is not None else "defaults"
         # OmegaConf keeps a default when merging `???` over it, so required-in-file keys are checked here.
         missing = sorted(set(OmegaConf.missing_keys(base)) | set(_placeholders(raw)))
         if missing:
-            raise ConfigError(f"{source}: key '{missing[0]}': required value is missing"
+            raise ConfigError(f"{sources.of(missing[0])}: key '{missing[0]}': required value is missing"
                               + (f" (also missing: {missing[1:]})" if len(missing) > 1 else ""))
         try:
             return OmegaConf.to_object(base)
         except ValueError as e:  # a schema's __post_init__ rejected a value; it names the key
-            raise ConfigError(f"{source}: {e}") from None
+            named = _KEY_IN_MESSAGE.search(str(e))
+            raise ConfigError(f"{sources.of(named.group(1) if named else None)}: {e}") from None
     except OmegaConfBaseException as e:
-        raise _describe(e, source) from None
+        raise _describe(e, sources, stage) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: invalid YAML: {e}") from None
+        raise ConfigError(f"{stage}: invalid YAML: {e}") from None
 
 
 def to_yaml(cfg: Any) -> str:

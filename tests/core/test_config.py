@@ -90,3 +90,28 @@ def test_schema_validation_names_key_and_source(tmp_path):
     f.write_text("mode: z\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: key 'mode': 'z' is not one of \['a', 'b'\]"):
         load_config(Choosy, f)
+
+
+def test_bad_override_is_named_not_the_file(tmp_path):
+    """The file is fine; the bad value came from the command line, so the error names the override."""
+    f = tmp_path / "c.yaml"
+    f.write_text("mode: a\n")
+    with pytest.raises(ConfigError, match=r"^command-line override 'mode=z': key 'mode': 'z' is not one of"):
+        load_config(Choosy, f, ["mode=z"])
+    with pytest.raises(ConfigError, match=r"^command-line override 'optim\.steps=abc': key 'optim\.steps'"):
+        load_config(Cfg, None, ["name=a", "optim.steps=abc"])
+    with pytest.raises(ConfigError, match=r"^command-line override 'optim\.stepz=3': key 'optim\.stepz'"):
+        load_config(Cfg, None, ["name=a", "optim.stepz=3"])
+    with pytest.raises(ConfigError, match=r"^command-line override 'name=\?\?\?': key 'name': required"):
+        load_config(Cfg, None, ["name=???"])
+
+
+def test_bad_file_value_still_names_the_file_next_to_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("mode: z\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: key 'mode': 'z' is not one of"):
+        load_config(Choosy, f, [])
+    g = tmp_path / "n.yaml"
+    g.write_text("optim:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"n\.yaml: key 'name': required value is missing"):
+        load_config(Cfg, g, ["optim.steps=3"])
