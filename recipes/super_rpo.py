@@ -9,7 +9,8 @@ iterative online RPO (LN-Super), or interleaved with GRPO in one Ray job.
 
 With no `model`, the tiny SFT policy is used (built by the SFT recipe first if absent).
 Prints the run directory first and last; writes summary.json (pref_accuracy_before/after on
-held-out pairs; reward_mean_first/last for online runs) and metrics.jsonl.
+held-out pairs; for online runs reward_mean_first/last and reward_gain +- reward_gain_se, the
+change of the mean reward of own samples measured per held-out prompt) and metrics.jsonl.
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> Path:
         line += " (" + ", ".join(f"{k} {summary[f'before_pref_accuracy_{k}']:.3f} -> "
                                  f"{summary[f'after_pref_accuracy_{k}']:.3f}" for k in kinds) + ")"
     if "reward_mean_first" in summary:
-        line += f"; mean reward of own samples {summary['reward_mean_first']:.3f} -> {summary['reward_mean_last']:.3f}"
+        line += (f"; mean reward of own samples {summary['reward_mean_first']:.3f} -> {summary['reward_mean_last']:.3f}"
+                 f" (change {summary['reward_gain']:+.3f} +- {summary['reward_gain_se']:.3f}, paired by prompt)")
     print(line, flush=True)
     run_dir.finish()
     return run_dir.path

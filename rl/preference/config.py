@@ -20,6 +20,7 @@ MODES = ("offline", "online", "interleaved")
 BACKENDS = ("local", "ray")
 PAIR_FORMATS = FORMATS
 PAIRINGS = ("all_pairs", "best_vs_worst")
+REFERENCE_RESETS = ("iteration", "step")
 ONLINE_PROMPTS = ("math", "if", "tool", "mix")
 INTERLEAVE_SOURCES = ("offline", "online")
 
@@ -65,9 +66,13 @@ class OnlineConfig:
     synthetic_prompts: int = 512
     eval_prompts: int = 64  # held-out prompts for the mean reward of own samples
     eval_samples: int = 4
+    # iteration: LN-Super's iterative RPO (the reference anchors a whole iteration); step: reset
+    # before every step, so all-pairs rpo_sq is RLOO (METHODS §3.1) and nothing anchors the policy
+    reset_reference: str = "iteration"
 
     def __post_init__(self):
         check_choice("online.pairing", self.pairing, PAIRINGS)
+        check_choice("online.reset_reference", self.reset_reference, REFERENCE_RESETS)
         check_choice("online.prompts", self.prompts, ONLINE_PROMPTS)
         if self.samples_per_prompt < 2:
             raise ValueError(f"key 'online.samples_per_prompt': pairs need >= 2 samples, got {self.samples_per_prompt}")

@@ -4,7 +4,9 @@ Each step samples K responses per prompt with the generators, scores them with t
 functions, turns each prompt's samples into pairs (all pairs, or best vs worst) whose
 explicit rewards are the scores, takes one preference step and re-syncs the generators.
 At the start of every iteration the reference is reset to the current policy, as
-LN-Super's iterative online RPO did (METHODS §1.7).
+LN-Super's iterative online RPO did (METHODS §1.7); with `reset_reference: step` it is reset
+before every step, which makes all-pairs `rpo_sq` the leave-one-out REINFORCE (RLOO)
+gradient (METHODS §3.1).
 """
 from __future__ import annotations
 
@@ -80,14 +82,14 @@ class OnlineRPO:
         self.loss, self.cfg, self.accuracy_reward, self.sync_cfg, self.seed = loss, cfg, accuracy_reward, sync_cfg, seed
         self.probe: RolloutBatch | None = None
 
-    def mean_reward(self, rows: list[Row], seed: int) -> tuple[float, float]:
-        """Mean reward of the policy's own samples (eval_samples per prompt, temperature sampling)
-        and its standard error, with the prompt as the unit (samples of one prompt are correlated)."""
+    def prompt_rewards(self, rows: list[Row], seed: int) -> list[float]:
+        """Per prompt, the mean reward of the policy's own samples (eval_samples per prompt,
+        temperature sampling): the prompt is the unit, as samples of one prompt are correlated."""
         sampling = SamplingSettings(n=self.cfg.eval_samples, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                                     max_tokens=self.cfg.max_tokens, seed=seed)
         groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
                                        self.accuracy_reward)
-        return mean_and_se([sum(g.rewards) / max(len(g.rewards), 1) for g in groups])
+        return [sum(g.rewards) / max(len(g.rewards), 1) for g in groups]
 
     def step(self, rows: list[Row], seed: int) -> dict[str, Any]:
         batch, record = sample_pairs(self.generators, self.scorer, self.tokenizer, rows, self.cfg,
@@ -114,7 +116,8 @@ class OnlineRPO:
         cfg = self.cfg
         rng = random.Random(self.seed)
         draw = draw or (lambda r: r.sample(train_rows, min(cfg.prompts_per_step, len(train_rows))))
-        first, first_se = self.mean_reward(eval_rows, seed=self.seed + 999)
+        start = last = self.prompt_rewards(eval_rows, seed=self.seed + 999)
+        first, first_se = mean_and_se(start)
         by_iteration, se_by_iteration = [first], [first_se]
         metrics.log(0, {"eval_reward_mean": first, "eval_reward_se": first_se})
         total = cfg.iterations * cfg.steps_per_iteration
@@ -122,18 +125,25 @@ class OnlineRPO:
         step = 0
         for it in range(cfg.iterations):
             self.policy.reset_preference_reference()
-            for _ in range(cfg.steps_per_iteration):
+            for i in range(cfg.steps_per_iteration):
+                if cfg.reset_reference == "step" and i:
+                    self.policy.reset_preference_reference()
                 step += 1
                 record = {"iteration": it + 1, **self.step(draw(rng), seed=self.seed * 1_000_003 + step * 1000)}
                 if step == (it + 1) * cfg.steps_per_iteration:
-                    mean, se = self.mean_reward(eval_rows, seed=self.seed + 999)
+                    last = self.prompt_rewards(eval_rows, seed=self.seed + 999)
+                    mean, se = mean_and_se(last)
                     by_iteration.append(mean)
                     se_by_iteration.append(se)
                     record.update(eval_reward_mean=mean, eval_reward_se=se)
                 metrics.log(step, record)
                 progress.update(step, reward=record["reward_mean"], pairs=record["pairs"],
                                 loss=record.get("pref/loss", float("nan")), acc=record.get("pref/accuracy", float("nan")))
+        # the same prompts (and sampling seed) at every evaluation: the change is measured per prompt,
+        # which removes the prompts' spread in difficulty from its standard error
+        gain, gain_se = mean_and_se([b - a for a, b in zip(start, last)])
         return {"reward_mean_first": by_iteration[0], "reward_mean_last": by_iteration[-1],
+                "reward_gain": gain, "reward_gain_se": gain_se,
                 "reward_mean_by_iteration": by_iteration, "reward_se_by_iteration": se_by_iteration,
                 "reward_se_first": se_by_iteration[0], "reward_se_last": se_by_iteration[-1],
                 "eval_prompts": len(eval_rows), "iterations": cfg.iterations,

@@ -80,3 +80,58 @@ def test_interleaved_grpo_and_rpo_share_one_metrics_log(tmp_path, tiny_model_dir
     assert [r["step"] for r in both] == [1, 2]
     assert all(r["pref/pairs"] == 8 for r in both) and summary["preference_blocks"] == 2
     assert 0.0 <= summary["pref_accuracy_after"] <= 1.0 and "accuracy_after" in summary
+
+
+class _StubPolicy:
+    """Counts reference resets and preference steps; no model."""
+
+    def __init__(self):
+        self.events = []
+
+    def reset_preference_reference(self):
+        self.events.append("reset")
+
+    def sequence_logprobs(self, batch, reference=False):
+        return [0.0] * len(batch), [0.0] * len(batch)
+
+    def preference_step(self, batch, loss_cfg):
+        self.events.append("step")
+        return {"loss": 0.0, "accuracy": 0.0}
+
+
+@pytest.mark.parametrize("reset, expected", [
+    ("iteration", ["reset", "step", "step", "reset", "step", "step"]),
+    ("step", ["reset", "step", "reset", "step", "reset", "step", "reset", "step"]),
+])
+def test_online_reference_reset_schedule_and_paired_gain(monkeypatch, tmp_path, reset, expected):
+    """The reference is reset per iteration (LN-Super) or before every step (RLOO); the reward
+    change is measured per eval prompt: evals give per-prompt means [0.2, 0.5] then [0.4, 0.6],
+    so the gain is mean(0.2, 0.1) = 0.15 with SE std(0.2, 0.1)/sqrt(2) = 0.05."""
+    from types import SimpleNamespace
+
+    import rl.preference.online as online
+    from core.metrics import LoggingConfig, MetricsWriter
+    from rl.preference.losses import PreferenceLossConfig
+
+    evals = iter([[0.0, 0.4, 0.5, 0.5], [0.2, 0.6, 0.5, 0.7], [0.4, 0.4, 0.6, 0.6]])
+
+    def fake_generate_and_score(generators, scorer, tokenizer, rows, sampling, accuracy_reward):
+        if sampling.n == 2:  # evaluation: two prompts x two samples
+            r = next(evals)
+            return [_group(r[:2]), _group(r[2:])], {}
+        return [_group([1.0, 0.0, 0.5])], {"generate": 0.0, "reward": 0.0}
+
+    monkeypatch.setattr(online, "generate_and_score", fake_generate_and_score)
+    monkeypatch.setattr(online, "sync_weights", lambda *a, **k: SimpleNamespace(seconds=0.0, max_logprob_diff=None))
+    cfg = OnlineConfig(iterations=2, steps_per_iteration=2, eval_samples=2, samples_per_prompt=3, reset_reference=reset)
+    policy = _StubPolicy()
+    loop = online.OnlineRPO(policy, None, None, None, PreferenceLossConfig("rpo_sq"), cfg, "math",
+                            SimpleNamespace(parity_check=False, bucket_mb=1, parity_tolerance=0.1))
+    rows = [Row("p", [{"role": "user", "content": "q"}], "on", {"type": "math", "answer": "1"})]
+    metrics = MetricsWriter(tmp_path, LoggingConfig(tensorboard=False))
+    summary = loop.run(rows, rows, metrics)
+    metrics.close()
+    assert policy.events == expected
+    assert summary["reward_mean_by_iteration"] == pytest.approx([0.35, 0.5, 0.5])
+    assert summary["reward_gain"] == pytest.approx(0.15)
+    assert summary["reward_gain_se"] == pytest.approx(0.05)
