@@ -21,6 +21,7 @@ from rl.policy_worker import PolicyWorker
 from rl.preference.batch import PairBatch
 from rl.preference.losses import PreferenceLossConfig
 from rl.preference.worker import merge_step_stats
+from sft.config import AdapterConfig
 
 
 @dataclass
@@ -73,14 +74,18 @@ def _shards(n: int, world: int) -> list[list[int]]:
 
 class PolicyGroup:
     def __init__(self, model_dir: str, train: TrainConfig, placement: PlacementConfig, keep_reference: bool,
-                 micro_batch_size: int):
+                 micro_batch_size: int, micro_batch_tokens: int = 0, adapter: AdapterConfig | None = None):
         world = placement.policy_world_size
+        # Sharded ranks must run the same number of forwards (FSDP gathers per layer), and a
+        # token cap could split their shards differently: the cap is for one rank only.
+        micro_batch_tokens = micro_batch_tokens if world == 1 else 0
         opts = dict(num_cpus=placement.policy_num_cpus, num_gpus=placement.policy_num_gpus,
                     resources=placement.policy_resources or None)
         self.workers = [_PolicyActor.options(**opts).remote(threads=placement.policy_threads) for _ in range(world)]
         master, port = ray.get(self.workers[0].address.remote())
         ray.get([w.setup.remote(model_dir, train, rank=rank, world_size=world, master_addr=master,
-                                master_port=port, keep_reference=keep_reference, micro_batch_size=micro_batch_size)
+                                master_port=port, keep_reference=keep_reference, micro_batch_size=micro_batch_size,
+                                micro_batch_tokens=micro_batch_tokens, adapter=adapter)
                  for rank, w in enumerate(self.workers)])
 
     @property

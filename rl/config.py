@@ -14,6 +14,8 @@ from core.training import TrainConfig
 from rl.actors import PlacementConfig
 from rl.curriculum import CurriculumConfig
 from rl.generator import GeneratorConfig
+from rl.lora import check_adapter
+from sft.config import AdapterConfig
 
 
 @dataclass
@@ -54,7 +56,8 @@ class AlgorithmConfig:
     kl_coef: float = 0.0  # k3 KL to the reference, in the loss
     aggregation: str = "token_mean"  # token_mean | seq_mean
     updates_per_rollout: int = 2  # the paper uses 2: the rollout is split into this many optimizer steps
-    micro_batch_size: int = 64
+    micro_batch_size: int = 64  # sequences per forward/backward; micro-batches group similar lengths
+    micro_batch_tokens: int = 0  # also cap a micro-batch's padded tokens (count x longest); 0 = no cap
     # Where pi_old comes from: "trainer" recomputes it (one extra forward over the rollout);
     # "generator" reuses the sampling logprobs, exact when the sync parity check holds them
     # within tolerance (float32 on CPU), not with bf16/fp8 generation.
@@ -108,11 +111,20 @@ class SyncConfig:
 
 @dataclass
 class EvalConfig:
-    """Held-out accuracy (greedy, `on` mode) before, during and after training."""
+    """Held-out accuracy before, during and after training.
+
+    Always greedy (`heldout_accuracy_<mode>`); with `samples` > 0 also the mean accuracy of
+    that many samples per prompt at the Llama-Nemotron `on` protocol (temperature 0.6, top-p
+    0.95: `heldout_mean_accuracy_<mode>`), which has a smaller standard error per prompt and
+    is what the paper reports.
+    """
 
     every_steps: int = 10
     max_tokens: int = 128
     modes: list[str] = field(default_factory=lambda: ["on"])
+    samples: int = 0
+    temperature: float = 0.6
+    top_p: float = 0.95
 
 
 @dataclass
@@ -136,6 +148,12 @@ class GRPOConfig:
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-5, warmup_steps=0, schedule="constant",
                                                                    grad_clip=1.0))
+    # none = full fine-tuning; lora = adapters on a frozen base, which is then the KL reference
+    # (no second copy); generators and checkpoints get the merged weights.
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        check_adapter(self.adapter)

@@ -6,6 +6,7 @@ actor group sets; each rank receives its shard of every batch.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -17,11 +18,13 @@ import torch.nn.functional as F
 from core.checkpoint import load_hf
 from core.seed import seed_everything
 from core.training import TrainConfig, build_backend
-from rl.batch import RolloutBatch, model_inputs, pad_right, response_logits
+from rl.batch import RolloutBatch, micro_batches, model_inputs, pad_right, response_logits
+from rl.lora import adapters_disabled, apply_lora, base_model, check_adapter, merged_state_dict
 from rl.losses import PolicyLossConfig, policy_loss
 from rl.preference import worker as preference
 from rl.preference.batch import PairBatch
 from rl.preference.losses import PreferenceLossConfig
+from sft.config import AdapterConfig
 
 
 def _logprobs_and_entropy(model, sequences, prompt_lens, pad_id) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -37,32 +40,38 @@ def _logprobs_and_entropy(model, sequences, prompt_lens, pad_id) -> tuple[torch.
 class PolicyWorker:
     def __init__(self, model_dir: str, train: TrainConfig, rank: int = 0, world_size: int = 1,
                  master_addr: str = "127.0.0.1", master_port: int = 29500, keep_reference: bool = True,
-                 micro_batch_size: int = 64):
+                 micro_batch_size: int = 64, micro_batch_tokens: int = 0, adapter: AdapterConfig | None = None):
         os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": "0",
                            "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port)})
         seed_everything(train.seed)
+        self.adapter = adapter or AdapterConfig()
+        check_adapter(self.adapter)
         model, self.tokenizer = load_hf(model_dir)
         self.reference = None
-        if keep_reference:
+        if self.adapter.method == "lora":
+            model = apply_lora(model, self.adapter)  # the reference is this model with adapters off
+        elif keep_reference:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
         self.backend = build_backend(train, model)
         self.rank, self.world_size = rank, world_size
-        self.micro_batch_size = micro_batch_size
+        self.micro_batch_size, self.micro_batch_tokens = micro_batch_size, micro_batch_tokens
         self.pad_id = self.tokenizer.pad_token_id
 
-    def _chunks(self, n: int):
-        for start in range(0, n, self.micro_batch_size):
-            yield list(range(start, min(n, start + self.micro_batch_size)))
+    def _chunks(self, batch: RolloutBatch) -> list[list[int]]:
+        return micro_batches([len(s) for s in batch.sequences], self.micro_batch_size, self.micro_batch_tokens)
 
     @torch.no_grad()
     def logprobs(self, batch: RolloutBatch, reference: bool = False) -> list[list[float]]:
         """Per response token logprobs under the current policy (or the frozen reference)."""
-        model = self.reference if reference else self.backend.model
-        out: list[list[float]] = []
-        for idx in self._chunks(len(batch)):
-            sub = batch.select(idx)
-            logp, _, _ = _logprobs_and_entropy(model, sub.sequences, sub.prompt_lens, self.pad_id)
-            out += [row[:n].tolist() for row, n in zip(logp, sub.response_lens())]
+        lora_reference = reference and self.adapter.method == "lora"
+        model = self.reference if reference and not lora_reference else self.backend.model
+        out: list[list[float]] = [[] for _ in range(len(batch))]
+        with adapters_disabled(model, self.adapter) if lora_reference else contextlib.nullcontext():
+            for idx in self._chunks(batch):
+                sub = batch.select(idx)
+                logp, _, _ = _logprobs_and_entropy(model, sub.sequences, sub.prompt_lens, self.pad_id)
+                for i, row, n in zip(idx, logp, sub.response_lens()):
+                    out[i] = row[:n].tolist()
         return out
 
     def train_step(self, batch: RolloutBatch, loss_cfg: PolicyLossConfig, token_normalizer: float,
@@ -71,7 +80,7 @@ class PolicyWorker:
         self.backend.model.train()
         totals: dict[str, float] = {"loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "kl": 0.0, "ratio_mean": 0.0}
         tokens = 0.0
-        for idx in self._chunks(len(batch)):
+        for idx in self._chunks(batch):
             sub = batch.select(idx)
             logp, entropy, rmask = _logprobs_and_entropy(self.backend.model, sub.sequences, sub.prompt_lens, self.pad_id)
             width = logp.shape[1]
@@ -114,8 +123,11 @@ class PolicyWorker:
                                                  pair_normalizer or float(len(batch)))
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """Gathered HF-named weights (collective: every rank calls it; rank 0 uses it)."""
-        return self.backend.full_state_dict()
+        """Gathered HF-named weights, adapters merged (collective: every rank calls it; rank 0 uses it)."""
+        state = self.backend.full_state_dict()
+        if self.adapter.method == "lora" and state:
+            state = merged_state_dict(state, self.adapter.alpha / self.adapter.rank)
+        return state
 
     def state_buckets(self, bucket_bytes: int) -> list[Any] | None:
         """Weights split into buckets of about `bucket_bytes`, each put in the Ray object store.
@@ -161,9 +173,7 @@ class PolicyWorker:
         if self.rank == 0:
             from core.checkpoint import save_hf
 
-            model = self.backend.model
-            inner = getattr(model, "module", model)
-            save_hf(inner, self.tokenizer, out_dir, state_dict=state)
+            save_hf(base_model(self.backend.model, self.adapter), self.tokenizer, out_dir, state_dict=state)
         return out_dir
 
     def save_state(self, directory: str) -> None:

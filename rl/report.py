@@ -12,17 +12,20 @@ def plot_curves(history: list[dict[str, Any]], out_png: Path) -> Path:
     import matplotlib.pyplot as plt
 
     steps = [r for r in history if "reward_mean" in r]
-    evals = [r for r in history if any(k.startswith("heldout_accuracy_") for k in r)]
+    evals = [r for r in history if any(k.startswith("heldout_") for k in r)]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     axes[0].plot([r["step"] for r in steps], [r["reward_mean"] for r in steps], label="reward (mean)")
     axes[0].plot([r["step"] for r in steps], [r["accuracy"] for r in steps], label="train accuracy")
     axes[0].set_title("rollouts")
-    for key in sorted({k for r in evals for k in r if k.startswith("heldout_accuracy_")}):
+    for key in sorted({k for r in evals for k in r if k.startswith("heldout_")}):
         pts = [(r["step"], r[key]) for r in evals if key in r]
-        mode, _, level = key.replace("heldout_accuracy_", "").partition("_l")
+        kind = "sampled" if key.startswith("heldout_mean_") else "greedy"
+        mode, _, level = key.split("accuracy_", 1)[1].partition("_l")
+        if level and kind == "sampled":
+            continue  # per-level lines for the greedy metric only: the plot stays readable
         axes[1].plot(*zip(*pts), marker="o", linestyle="--" if level else "-", linewidth=2 if not level else 1,
-                     label=f"{mode}, level {level}" if level else f"{mode}, all")
-    axes[1].set_title("held-out accuracy (greedy)")
+                     label=f"{mode} {kind}, level {level}" if level else f"{mode} {kind}, all")
+    axes[1].set_title("held-out accuracy")
     axes[2].plot([r["step"] for r in steps], [r["response_tokens_mean"] for r in steps], label="response tokens")
     axes[2].set_title("response length")
     for ax in axes:
@@ -48,13 +51,12 @@ def _timing_table(history: list[dict[str, Any]]) -> list[str]:
 
 
 def _level_table(summary: dict[str, Any]) -> list[str]:
-    keys = sorted(k[len("before_heldout_accuracy_"):] for k in summary if k.startswith("before_heldout_accuracy_"))
+    keys = sorted(k[len("before_"):] for k in summary if k.startswith("before_heldout_"))
     if len(keys) < 2:
         return []
-    lines = ["| held-out set | before | after |", "|---|---|---|"]
+    lines = ["| held-out metric | before | after |", "|---|---|---|"]
     for k in keys:
-        lines.append(f"| {k} | {summary['before_heldout_accuracy_' + k]:.3f} | "
-                     f"{summary.get('after_heldout_accuracy_' + k, float('nan')):.3f} |")
+        lines.append(f"| {k} | {summary['before_' + k]:.3f} | {summary.get('after_' + k, float('nan')):.3f} |")
     return lines
 
 

@@ -63,7 +63,8 @@ class GRPOTrainer:
     def _start_actors(self, weights_dir: str) -> None:
         cfg = self.cfg
         self.policy = PolicyGroup(weights_dir, cfg.train, cfg.placement, keep_reference=cfg.algorithm.kl_coef > 0,
-                                  micro_batch_size=cfg.algorithm.micro_batch_size)
+                                  micro_batch_size=cfg.algorithm.micro_batch_size,
+                                  micro_batch_tokens=cfg.algorithm.micro_batch_tokens, adapter=cfg.adapter)
         self.generators = GeneratorGroup(weights_dir, cfg.generator, cfg.placement, seed=cfg.seed)
         if cfg.sync.transport == "nccl":
             self.generators.connect_nccl(self.policy, cfg.generator.tensor_parallel_size)
@@ -90,19 +91,30 @@ class GRPOTrainer:
 
     # ---- evaluation ----------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
-        out = {}
-        for mode in self.cfg.eval.modes:
+        out: dict[str, float] = {}
+        ev = self.cfg.eval
+        for mode in ev.modes:
             rows = [Row(r.id, r.messages, mode, r.reward, r.meta) for r in self.test_rows]
-            sampling = SamplingSettings(n=1, temperature=0.0, max_tokens=self.cfg.eval.max_tokens)
-            groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
-                                           self.cfg.reward.accuracy_reward)
-            out[f"heldout_accuracy_{mode}"] = sum(g.accuracy[0] for g in groups) / max(len(groups), 1)
-            by_level: dict[int, list[float]] = {}
-            for g in groups:
-                if "difficulty" in g.row.meta:
-                    by_level.setdefault(int(g.row.meta["difficulty"]), []).append(g.accuracy[0])
-            for level, accs in sorted(by_level.items()):
-                out[f"heldout_accuracy_{mode}_l{level}"] = sum(accs) / len(accs)
+            greedy = SamplingSettings(n=1, temperature=0.0, max_tokens=ev.max_tokens)
+            out.update(self._heldout(rows, greedy, f"heldout_accuracy_{mode}"))
+            if ev.samples > 0:
+                sampled = SamplingSettings(n=ev.samples, temperature=ev.temperature, top_p=ev.top_p,
+                                           max_tokens=ev.max_tokens, seed=self.cfg.seed + 11)
+                out.update(self._heldout(rows, sampled, f"heldout_mean_accuracy_{mode}"))
+        return out
+
+    def _heldout(self, rows: list[Row], sampling: SamplingSettings, key: str) -> dict[str, float]:
+        """Mean accuracy over prompts (each prompt: the mean over its samples), overall and per level."""
+        groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
+                                       self.cfg.reward.accuracy_reward)
+        per_prompt = [(g.row.meta.get("difficulty"), sum(g.accuracy) / len(g.accuracy)) for g in groups]
+        out = {key: sum(a for _, a in per_prompt) / max(len(per_prompt), 1)}
+        by_level: dict[int, list[float]] = {}
+        for level, acc in per_prompt:
+            if level is not None:
+                by_level.setdefault(int(level), []).append(acc)
+        for level, accs in sorted(by_level.items()):
+            out[f"{key}_l{level}"] = sum(accs) / len(accs)
         return out
 
     # ---- the loop ------------------------------------------------------------------------

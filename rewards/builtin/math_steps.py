@@ -42,17 +42,21 @@ def evaluate(expression: str) -> Fraction:
     return _value(ast.parse(text, mode="eval").body)
 
 
-def false_equations(text: str) -> list[str]:
-    """The equations in `text` whose two sides differ (or cannot be evaluated)."""
-    wrong = []
+def checked_equations(text: str) -> list[tuple[str, bool]]:
+    """Every equation in `text` with whether its two sides agree (unevaluable = false)."""
+    out = []
     for left, right in _EQUATION.findall(text):
         try:
             holds = evaluate(left) == evaluate(right)
         except (ZeroDivisionError, ValueError, SyntaxError):
             holds = False
-        if not holds:
-            wrong.append(f"{left.strip()} = {right.strip()}")
-    return wrong
+        out.append((f"{left.strip()} = {right.strip()}", holds))
+    return out
+
+
+def false_equations(text: str) -> list[str]:
+    """The equations in `text` whose two sides differ (or cannot be evaluated)."""
+    return [eq for eq, holds in checked_equations(text) if not holds]
 
 
 def working(completion: str, reasoning: str) -> str:
@@ -74,3 +78,21 @@ def math_steps_reward(sample: RewardSample, timeout_s: float = 5.0) -> RewardRes
     if wrong:
         return RewardResult(0.0, {"reason": "false equation in the working", "false_equations": wrong[:5]})
     return RewardResult(1.0, answer.info)
+
+
+@reward("arithmetic")
+def arithmetic_reward(sample: RewardSample) -> RewardResult:
+    """The fraction of the working's equations that hold (0 when there are none).
+
+    Why: partial credit for the steps. When no sample of a group reaches the right answer
+    (common on multi-step problems for a small policy), the answer rewards give the group
+    zero variance and GRPO learns nothing from it; this reward still ranks a working with
+    one false step above one with three, on the arithmetic facts every level shares. It
+    does not check that the operands come from the problem, so use it beside an answer
+    reward, never alone.
+    """
+    checked = checked_equations(working(sample.completion, sample.reasoning))
+    if not checked:
+        return RewardResult(0.0, {"reason": "no equation in the working"})
+    wrong = [eq for eq, holds in checked if not holds]
+    return RewardResult(1.0 - len(wrong) / len(checked), {"equations": len(checked), "false_equations": wrong[:5]})

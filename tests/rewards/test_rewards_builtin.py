@@ -202,3 +202,16 @@ def test_false_equations_lists_each_false_step():
 
     assert evaluate("7 / 2 * 4") == 14 and evaluate("2 × 3 + 1") == 7
     assert false_equations("2 * 3 = 4. 4 + 2 = 6. 1.5 * 2 = 3. 9 - 3 = 5") == ["2 * 3 = 4", "9 - 3 = 5"]
+
+
+@pytest.mark.parametrize("completion,mode,score", [
+    ("<think>5 + 3 = 8. 8 * 2 = 16.</think>The answer is \\boxed{16}.", "on", 1.0),
+    ("<think>5 + 3 = 9. 9 * 2 = 18. 18 - 2 = 15.</think>\\boxed{15}", "on", 1 / 3),  # 2 of 3 false
+    ("<think>5 + 3 = 9. 9 * 2 = 17.</think>\\boxed{16}", "on", 0.0),                 # right answer, no true step
+    ("<think>I just know it.</think>\\boxed{16}", "on", 0.0),                         # nothing to check
+    ("<think>8 * 2 = 16.</think>Also 1 + 1 = 3.", "on", 1.0),                         # only the reasoning counts in `on`
+    ("8 * 2 = 16 and 1 + 1 = 3", "off", 0.5),
+])
+def test_arithmetic_reward_is_the_fraction_of_true_equations(completion, mode, score):
+    r = get_reward("arithmetic").fn(S(completion, {"type": "math", "answer": "16"}, mode))
+    assert r.score == pytest.approx(score)

@@ -75,3 +75,17 @@ def test_truncated_importance_weights_cap():
     cfg = PolicyLossConfig(tis_cap=2.0)
     loss, _ = policy_loss(logp, old, torch.tensor([1.0]), torch.ones(1, 1), cfg, generator_logp=gen)
     assert loss.item() == pytest.approx(-2.0)
+
+
+def test_micro_batches_group_similar_lengths_under_the_caps():
+    from rl.batch import micro_batches
+
+    lengths = [50, 10, 40, 12, 11, 45]
+    # Shortest first, at most 2 sequences: the three short ones never share with the long ones.
+    assert micro_batches(lengths, max_sequences=2) == [[1, 4], [3, 2], [5, 0]]
+    # Token cap 40: 10, 11, 12 fit (3 x 12 = 36); 40 alone (2 x 40 > 40); 45 and 50 alone.
+    assert micro_batches(lengths, max_sequences=8, max_tokens=40) == [[1, 4, 3], [2], [5], [0]]
+    # Every index exactly once, whatever the caps.
+    chunks = micro_batches(lengths, max_sequences=3, max_tokens=100)
+    assert sorted(i for c in chunks for i in c) == list(range(6))
+    assert all(len(c) * max(lengths[i] for i in c) <= 100 for c in chunks)

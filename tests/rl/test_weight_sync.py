@@ -76,3 +76,31 @@ def ray_state(policy):
     import ray
 
     return ray.get(policy.workers[0].full_state_dict.remote())
+
+
+def test_lora_policy_syncs_merged_weights_and_keeps_its_base_as_reference(groups, hf_engine, tiny_model_dir):
+    from sft.config import AdapterConfig
+
+    _, gens = groups
+    adapter = AdapterConfig(method="lora", rank=4, alpha=8.0, target_modules=["q_proj", "v_proj", "down_proj"])
+    lora = PolicyGroup(tiny_model_dir, TrainConfig(lr=1e-2, schedule="constant", warmup_steps=0),
+                       PlacementConfig(policy_num_cpus=1, policy_threads=1), keep_reference=True,
+                       micro_batch_size=8, adapter=adapter)
+    try:
+        state = ray_state(lora)  # merged, under the plain HF names
+        assert not [k for k in state if "lora_" in k or "base_layer" in k or k.startswith("base_model.")]
+        assert set(state) == set(ray_state(groups[0]))
+        sync_weights(lora, gens, bucket_mb=64, probe=None, tolerance=1e-3)  # the base: a fresh adapter is a no-op
+        batch = _rollout(gens, hf_engine.tokenizer)
+        base = lora.logprobs(batch, reference=True)
+        batch.old_logprobs = lora.logprobs(batch)
+        assert batch.old_logprobs == base
+        assert lora.train_step(batch, PolicyLossConfig())["grad_norm"] > 0
+        moved = lora.logprobs(batch)
+        assert max(abs(a - b) for ra, rb in zip(moved, base) for a, b in zip(ra, rb)) > 1e-3
+        assert lora.logprobs(batch, reference=True) == base  # the reference (adapters off) never moves
+        # the generator, given the merged weights, reproduces the adapted policy
+        assert sync_weights(lora, gens, bucket_mb=0.5, probe=batch, tolerance=1e-3).max_logprob_diff < 1e-4
+    finally:
+        lora.shutdown()
+        sync_weights(groups[0], gens, bucket_mb=64, probe=None, tolerance=1e-3)
