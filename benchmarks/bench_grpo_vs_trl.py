@@ -85,6 +85,11 @@ def run_reforge(shape: Shape, workdir: str) -> dict:
     cfg.rollout.max_tokens, cfg.rollout.temperature, cfg.rollout.top_p = shape.max_tokens, 1.0, 1.0
     cfg.rollout.dynamic_sampling = False  # TRL has none; both sides generate exactly one batch per step
     cfg.algorithm.kl_coef, cfg.algorithm.updates_per_rollout = 0.0, 2
+    # Our defaults for a float32 CPU run: pi_old = the generator's sampling logprobs (equal to
+    # the trainer's within the parity check, so no extra forward pass), and micro-batches
+    # grouped by length under a token cap, so short samples are not padded to the longest.
+    cfg.algorithm.old_logprobs = "generator"
+    cfg.algorithm.micro_batch_size, cfg.algorithm.micro_batch_tokens = 64, 2048
     cfg.filter.enabled = False
     cfg.eval.every_steps, cfg.eval.max_tokens = 0, 32  # before/after evals: small, and not timed
     cfg.reward.functions, cfg.reward.accuracy_reward = {"math": 1.0}, "math"

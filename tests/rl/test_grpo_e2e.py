@@ -9,6 +9,7 @@ from core.run_dir import RunDir
 from rl.config import GRPOConfig
 from rl.reward_adapter import build_scorer
 from rl.trainer import GRPOTrainer
+from sft.config import AdapterConfig
 
 # A reward a random-init model's outputs vary on: completions shorter than 40 characters
 # score 1. It gives every group a learning signal without a trained policy.
@@ -31,7 +32,7 @@ def _cfg(model, run_dir, steps):
     cfg.filter.enabled = False
     cfg.reward.functions, cfg.reward.accuracy_reward = {"if": 1.0}, "if"
     cfg.reward.backend = "local"
-    cfg.eval.every_steps, cfg.eval.max_tokens, cfg.eval.modes = 0, 16, ["off"]
+    cfg.eval.every_steps, cfg.eval.max_tokens, cfg.eval.modes, cfg.eval.samples = 0, 16, ["off"], 2
     cfg.train.lr = 1e-3
     cfg.generator.max_model_len = 256
     cfg.placement.policy_threads = 1
@@ -77,6 +78,7 @@ def test_steps_train_sync_and_log_everything(uninterrupted):
         assert rec["tokens"] > 0 and rec["grad_norm"] > 0
     s = result.summary
     assert s["steps"] == 4 and 0 <= s["accuracy_before"] <= 1 and 0 <= s["accuracy_after"] <= 1
+    assert 0 <= s["before_heldout_mean_accuracy_off"] <= 1 and 0 <= s["after_heldout_mean_accuracy_off"] <= 1
     assert s["max_sync_logprob_diff"] < 1e-3 and s["generator_engine"] == "vllm"
     assert (run_dir / "checkpoints" / "step_4" / "policy" / "model.safetensors").exists()
 
@@ -103,6 +105,26 @@ def test_killed_driver_resumes_and_reproduces_the_uninterrupted_run(uninterrupte
     for step in (3, 4):
         for key in KEYS:
             assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-4, abs=1e-6), (step, key)
+
+
+def test_lora_policy_run_resumes_exactly(ray_local, tiny_model_dir, tmp_path):
+    """LoRA: the checkpoint holds base and adapters, so a resumed run (which reloads the merged
+    policy) neither applies the adapters twice nor loses them."""
+    def lora_cfg(run_dir):
+        cfg = _cfg(tiny_model_dir, run_dir, steps=3)
+        cfg.adapter = AdapterConfig(method="lora", rank=4, alpha=8.0)
+        cfg.algorithm.kl_coef = 0.1  # the reference is the base with adapters off
+        cfg.eval.samples = 0
+        return cfg
+
+    _run(lora_cfg(tmp_path / "full"))
+    with pytest.raises(_DriverKilled):
+        _run(lora_cfg(tmp_path / "resumed"), hooks=[_kill_after(3)])  # dies after the step-2 checkpoint
+    _run(lora_cfg(tmp_path / "resumed"))
+    full, resumed = _steps(tmp_path / "full"), _steps(tmp_path / "resumed")
+    assert full[3]["kl"] > 0
+    for key in KEYS + ("kl",):
+        assert resumed[3][key] == pytest.approx(full[3][key], rel=1e-4, abs=1e-6), key
 
 
 @pytest.mark.slow
