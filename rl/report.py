@@ -60,12 +60,26 @@ def _level_table(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _sampled_lines(summary: dict[str, Any]) -> list[str]:
+    """The held-out accuracy at the sampling protocol, per mode, when the run measured it."""
+    lines = []
+    for key in sorted(summary):
+        head, _, mode = key.partition("before_heldout_mean_accuracy_")
+        if head or not mode or "_l" in mode:
+            continue
+        before, after = summary[key], summary.get(f"after_heldout_mean_accuracy_{mode}", float("nan"))
+        lines.append(f"- held-out accuracy (`{mode}`, mean over samples at the eval protocol): "
+                     f"{before:.3f} -> {after:.3f} ({100 * (after - before):+.1f} points)")
+    return lines
+
+
 def write_report(run_dir: Path, summary: dict[str, Any], history: list[dict[str, Any]]) -> Path:
     png = plot_curves(history, run_dir / "curves.png")
     lines = [
         "# GRPO run summary", "",
         f"- held-out accuracy (`on`, greedy): **{summary['accuracy_before']:.3f} -> {summary['accuracy_after']:.3f}**"
         f" ({100 * (summary['accuracy_after'] - summary['accuracy_before']):+.1f} points)",
+        *_sampled_lines(summary),
         f"- steps: {summary['steps']}, wall time: {summary.get('seconds_total', 0):.0f} s,"
         f" generator engine: {summary.get('generator_engine')}",
         f"- max |logprob diff| generator vs trainer after sync: {summary['max_sync_logprob_diff']:.2e}", "",
