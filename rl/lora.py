@@ -23,13 +23,6 @@ def check_adapter(cfg: AdapterConfig) -> None:
     check_choice("adapter.method", cfg.method, SUPPORTED)
 
 
-def apply_lora(model: nn.Module, cfg: AdapterConfig) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    return get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                                            target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
-
-
 def merged_state_dict(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
     """HF-named weights of a peft LoRA state dict with every adapter folded in: W + s * B @ A."""
     out = {}

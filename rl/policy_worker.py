@@ -19,11 +19,12 @@ from core.checkpoint import load_hf
 from core.seed import seed_everything
 from core.training import TrainConfig, build_backend
 from rl.batch import RolloutBatch, micro_batches, model_inputs, pad_right, response_logits
-from rl.lora import adapters_disabled, apply_lora, base_model, check_adapter, merged_state_dict
+from rl.lora import adapters_disabled, base_model, check_adapter, merged_state_dict
 from rl.losses import PolicyLossConfig, policy_loss
 from rl.preference import worker as preference
 from rl.preference.batch import PairBatch
 from rl.preference.losses import PreferenceLossConfig
+from sft.adapters import apply_adapter
 from sft.config import AdapterConfig
 
 
@@ -49,7 +50,7 @@ class PolicyWorker:
         model, self.tokenizer = load_hf(model_dir)
         self.reference = None
         if self.adapter.method == "lora":
-            model = apply_lora(model, self.adapter)  # the reference is this model with adapters off
+            model = apply_adapter(model, self.adapter)  # the reference is this model with adapters off
         elif keep_reference:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
         self.backend = build_backend(train, model)
@@ -63,10 +64,9 @@ class PolicyWorker:
     @torch.no_grad()
     def logprobs(self, batch: RolloutBatch, reference: bool = False) -> list[list[float]]:
         """Per response token logprobs under the current policy (or the frozen reference)."""
-        lora_reference = reference and self.adapter.method == "lora"
-        model = self.reference if reference and not lora_reference else self.backend.model
+        model = self.reference if reference and self.adapter.method != "lora" else self.backend.model
         out: list[list[float]] = [[] for _ in range(len(batch))]
-        with adapters_disabled(model, self.adapter) if lora_reference else contextlib.nullcontext():
+        with adapters_disabled(model, self.adapter) if reference else contextlib.nullcontext():
             for idx in self._chunks(batch):
                 sub = batch.select(idx)
                 logp, _, _ = _logprobs_and_entropy(model, sub.sequences, sub.prompt_lens, self.pad_id)
