@@ -77,6 +77,12 @@ class FilterConfig:
     enabled: bool = True
     samples: int = 8
     max_pass_rate: float = 0.75
+    min_pass_rate: float = 0.0  # > 0 also drops prompts no sample solved (the paper keeps them)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_pass_rate < self.max_pass_rate <= 1.0:
+            raise ValueError(f"keys 'filter.min_pass_rate', 'filter.max_pass_rate': need 0 <= min < max <= 1, "
+                             f"got {self.min_pass_rate} and {self.max_pass_rate}")
     temperature: float = 1.0
 
 

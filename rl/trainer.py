@@ -86,7 +86,7 @@ class GRPOTrainer:
         rates = data["pass_rates"]
         if not self.cfg.filter.enabled:
             return self.train_rows, rates, 0
-        kept = prefilter(self.train_rows, rates, self.cfg.filter.max_pass_rate)
+        kept = prefilter(self.train_rows, rates, self.cfg.filter.max_pass_rate, self.cfg.filter.min_pass_rate)
         return kept.rows, kept.pass_rates, kept.dropped
 
     # ---- evaluation ----------------------------------------------------------------------

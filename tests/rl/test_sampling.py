@@ -1,7 +1,13 @@
 """Curriculum and dynamic sampling behaviour."""
 from collections import Counter
 
+import pytest
+
+from core.config import ConfigError, load_config
+from core.data.schema import Row
+from rl.config import GRPOConfig
 from rl.curriculum import CurriculumConfig, PromptSampler
+from rl.prefilter import prefilter
 
 
 def _mean_rate(batch, rates):
@@ -44,3 +50,21 @@ def test_uniform_sampler_draws_each_prompt_once_per_epoch():
     rates = [0.1] * 64
     s = PromptSampler(rates, 16, 4, CurriculumConfig("uniform"))
     assert sorted(i for _ in range(4) for i in s.next_batch()) == list(range(64))
+
+
+def _rows(n):
+    return [Row(f"p{i}", [{"role": "user", "content": str(i)}], "on", {"kind": "math", "answer": "0"}) for i in range(n)]
+
+
+def test_prefilter_keeps_pass_rates_between_the_floor_and_the_ceiling():
+    rates = [0.0, 0.125, 0.5, 0.75, 1.0, 0.0]
+    kept = prefilter(_rows(6), rates, max_pass_rate=0.75, min_pass_rate=0.1)
+    assert [r.id for r in kept.rows] == ["p1", "p2"] and kept.pass_rates == [0.125, 0.5] and kept.dropped == 4
+    assert [r.id for r in prefilter(_rows(6), rates, max_pass_rate=0.75).rows] == ["p0", "p1", "p2", "p5"]
+    with pytest.raises(ValueError, match="dropped every prompt"):
+        prefilter(_rows(6), rates, max_pass_rate=0.75, min_pass_rate=0.6)
+
+
+def test_a_pass_rate_window_that_keeps_nothing_is_a_config_error_naming_the_keys():
+    with pytest.raises(ConfigError, match="filter.min_pass_rate"):
+        load_config(GRPOConfig, None, ["filter.min_pass_rate=0.8"])
