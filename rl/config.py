@@ -78,6 +78,9 @@ class FilterConfig:
     samples: int = 8
     max_pass_rate: float = 0.75
     min_pass_rate: float = 0.0  # > 0 also drops prompts no sample solved (the paper keeps them)
+    # The reward whose pass rate is estimated; empty = reward.accuracy_reward. Name the training
+    # reward when it is stricter than the accuracy check, so "solved" means "would score".
+    reward: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_pass_rate < self.max_pass_rate <= 1.0:
@@ -163,3 +166,6 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         check_adapter(self.adapter)
+        if self.filter.reward and self.filter.reward not in self.reward.functions:
+            raise ValueError(f"key 'filter.reward': {self.filter.reward!r} is not one of reward.functions "
+                             f"{sorted(self.reward.functions)}")

@@ -23,9 +23,10 @@ class PassRates:
 
 
 def estimate_pass_rates(generators, scorer, tokenizer, rows: list[Row], samples: int, temperature: float,
-                        max_tokens: int, accuracy_reward: str, seed: int) -> list[float]:
+                        max_tokens: int, solved_by: str, seed: int) -> list[float]:
+    """Mean score of reward function `solved_by` (0/1 checks: the fraction solved) per prompt."""
     sampling = SamplingSettings(n=samples, temperature=temperature, top_p=1.0, max_tokens=max_tokens, seed=seed)
-    groups, _ = generate_and_score(generators, scorer, tokenizer, rows, sampling, accuracy_reward)
+    groups, _ = generate_and_score(generators, scorer, tokenizer, rows, sampling, solved_by)
     return [sum(g.accuracy) / len(g.accuracy) for g in groups]
 
 

@@ -77,8 +77,8 @@ class GRPOTrainer:
             f = self.cfg.filter
             if f.enabled:
                 rates = estimate_pass_rates(self.generators, self.scorer, self.tokenizer, self.train_rows, f.samples,
-                                            f.temperature, self.cfg.rollout.max_tokens, self.cfg.reward.accuracy_reward,
-                                            seed=self.cfg.seed + 7)
+                                            f.temperature, self.cfg.rollout.max_tokens,
+                                            f.reward or self.cfg.reward.accuracy_reward, seed=self.cfg.seed + 7)
             else:
                 rates = [0.0] * len(self.train_rows)
             data = {"pass_rates": rates}

@@ -68,3 +68,9 @@ def test_prefilter_keeps_pass_rates_between_the_floor_and_the_ceiling():
 def test_a_pass_rate_window_that_keeps_nothing_is_a_config_error_naming_the_keys():
     with pytest.raises(ConfigError, match="filter.min_pass_rate"):
         load_config(GRPOConfig, None, ["filter.min_pass_rate=0.8"])
+
+
+def test_a_filter_reward_outside_the_reward_functions_is_a_config_error():
+    with pytest.raises(ConfigError, match="filter.reward"):
+        load_config(GRPOConfig, None, ["filter.reward=math_stpes"])
+    assert load_config(GRPOConfig, None, ["filter.reward=format"]).filter.reward == "format"
