@@ -50,9 +50,39 @@ class PairBatch:
         return seqs, [len(p) for p in self.prompts] * 2
 
 
+def unique_sequences(batch: PairBatch) -> tuple[list[list[int]], list[int], list[int], list[int]]:
+    """The batch's distinct (prompt, response) sequences, shortest first, with each pair's chosen
+    and rejected index into them. Online all-pairs batches repeat every sample in up to 2(K-1)
+    pairs; forwarding each distinct sequence once makes their cost O(K) instead of O(K^2)."""
+    index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+    seqs: list[list[int]] = []
+    plens: list[int] = []
+
+    def idx(prompt: list[int], response: list[int]) -> int:
+        key = (tuple(prompt), tuple(response))
+        if key not in index:
+            index[key] = len(seqs)
+            seqs.append(list(prompt) + list(response))
+            plens.append(len(prompt))
+        return index[key]
+
+    chosen = [idx(p, c) for p, c in zip(batch.prompts, batch.chosen)]
+    rejected = [idx(p, r) for p, r in zip(batch.prompts, batch.rejected)]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # less padding per micro-batch
+    where = {old: new for new, old in enumerate(order)}
+    return ([seqs[i] for i in order], [plens[i] for i in order], [where[i] for i in chosen],
+            [where[i] for i in rejected])
+
+
 def sequence_logprob_sums(model, batch: PairBatch, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ log π over each response's tokens and the token counts, both [2B] (chosen, then rejected)."""
     seqs, plens = batch.sequences()
+    return response_logprob_sums(model, seqs, plens, pad_id)
+
+
+def response_logprob_sums(model, seqs: list[list[int]], plens: list[int], pad_id: int
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ log π over each sequence's response tokens (after its prompt length) and the token counts."""
     x = model_inputs(seqs, plens, pad_id)
     logits = model(input_ids=x.input_ids, attention_mask=x.attention_mask).logits.float()
     resp = response_logits(logits, x.prompt_lens, x.targets.shape[1])

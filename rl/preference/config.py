@@ -61,7 +61,12 @@ class OnlineConfig:
     pairing: str = "all_pairs"  # all_pairs | best_vs_worst
     min_reward_gap: float = 0.0  # a pair needs r_chosen - r_rejected > this (ties carry no preference)
     max_pairs_per_prompt: int = 0  # 0 = no cap; else the largest reward gaps first
+    # > 1: sample ceil(oversample x prompts_per_step) prompts and train on the first
+    # prompts_per_step groups whose rewards differ (a flat group gives no pairs); 1 = off
+    oversample: float = 1.0
     prompts: str = "math"  # synthetic prompts when prompt_file is empty: math | if | tool | mix
+    # synthetic math levels (1-4) of the training *and* held-out eval prompts (math and mix)
+    levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     prompt_file: str = ""  # task rows JSONL (core.data.schema) with reward specs
     synthetic_prompts: int = 512
     eval_prompts: int = 64  # held-out prompts for the mean reward of own samples
@@ -74,6 +79,10 @@ class OnlineConfig:
         check_choice("online.pairing", self.pairing, PAIRINGS)
         check_choice("online.reset_reference", self.reset_reference, REFERENCE_RESETS)
         check_choice("online.prompts", self.prompts, ONLINE_PROMPTS)
+        if not self.levels or any(lv not in (1, 2, 3, 4) for lv in self.levels):
+            raise ValueError(f"key 'online.levels': synthetic math levels are 1-4, got {self.levels}")
+        if self.oversample < 1.0:
+            raise ValueError(f"key 'online.oversample': must be >= 1, got {self.oversample}")
         if self.samples_per_prompt < 2:
             raise ValueError(f"key 'online.samples_per_prompt': pairs need >= 2 samples, got {self.samples_per_prompt}")
 

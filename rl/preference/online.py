@@ -10,6 +10,7 @@ gradient (METHODS §3.1).
 """
 from __future__ import annotations
 
+import math
 import random
 from typing import Any, Callable
 
@@ -52,16 +53,34 @@ def pairs_from_groups(groups: list[Group], cfg: OnlineConfig) -> PairBatch:
     return out
 
 
+def prompts_to_draw(cfg: OnlineConfig) -> int:
+    return math.ceil(cfg.oversample * cfg.prompts_per_step - 1e-9)
+
+
+def varied_groups(groups: list[Group]) -> list[Group]:
+    """The groups whose samples' rewards are not all equal (flat groups give no pairs), in order."""
+    return [g for g in groups if max(g.rewards) > min(g.rewards)]
+
+
+def training_groups(groups: list[Group], cfg: OnlineConfig) -> list[Group]:
+    """Every sampled group, or with `oversample` > 1 the first prompts_per_step varied ones."""
+    return varied_groups(groups)[:cfg.prompts_per_step] if cfg.oversample > 1 else groups
+
+
 def sample_pairs(generators, scorer, tokenizer, rows: list[Row], cfg: OnlineConfig, accuracy_reward: str,
                  seed: int) -> tuple[PairBatch, dict[str, float]]:
+    """Sample, score and pair. Reward statistics are over every sampled group (the policy's own
+    samples); with `oversample` > 1 only the first prompts_per_step varied groups are paired."""
     sampling = SamplingSettings(n=cfg.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p,
                                 max_tokens=cfg.max_tokens, seed=seed)
     groups, timings = generate_and_score(generators, scorer, tokenizer, rows, sampling, accuracy_reward)
-    batch = pairs_from_groups(groups, cfg)
+    varied = varied_groups(groups)
+    batch = pairs_from_groups(training_groups(groups, cfg), cfg)
     rewards = [r for g in groups for r in g.rewards]
     acc = [a for g in groups for a in g.accuracy]
     return batch, {"reward_mean": sum(rewards) / max(len(rewards), 1), "accuracy": sum(acc) / max(len(acc), 1),
-                   "pairs": float(len(batch)), "time/generate": timings["generate"], "time/reward": timings["reward"]}
+                   "pairs": float(len(batch)), "groups_varied": len(varied) / max(len(groups), 1),
+                   "time/generate": timings["generate"], "time/reward": timings["reward"]}
 
 
 def mean_and_se(xs: list[float]) -> tuple[float, float]:
@@ -115,7 +134,7 @@ class OnlineRPO:
             draw: Callable[[random.Random], list[Row]] | None = None) -> dict[str, Any]:
         cfg = self.cfg
         rng = random.Random(self.seed)
-        draw = draw or (lambda r: r.sample(train_rows, min(cfg.prompts_per_step, len(train_rows))))
+        draw = draw or (lambda r: r.sample(train_rows, min(prompts_to_draw(cfg), len(train_rows))))
         start = last = self.prompt_rewards(eval_rows, seed=self.seed + 999)
         first, first_se = mean_and_se(start)
         by_iteration, se_by_iteration = [first], [first_se]
@@ -146,5 +165,8 @@ class OnlineRPO:
                 "reward_gain": gain, "reward_gain_se": gain_se,
                 "reward_mean_by_iteration": by_iteration, "reward_se_by_iteration": se_by_iteration,
                 "reward_se_first": se_by_iteration[0], "reward_se_last": se_by_iteration[-1],
+                # per eval prompt (same prompts and sampling seed in every run with this seed and
+                # online.* prompt settings): lets runs, e.g. iterations=0 evaluations, be compared by prompt
+                "eval_prompt_rewards_first": start, "eval_prompt_rewards_last": last,
                 "eval_prompts": len(eval_rows), "iterations": cfg.iterations,
                 "steps": total}

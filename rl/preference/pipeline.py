@@ -100,10 +100,10 @@ def online_rows(cfg: PreferenceConfig, n: int, seed: int) -> list[Row]:
     if o.prompts == "math":
         from rl.trainer import synthetic_rows
 
-        return synthetic_rows(n, seed, [1, 2, 3, 4], ["on"], "online")
+        return synthetic_rows(n, seed, list(o.levels), ["on"], "online")
     builders = {"if": lambda: if_pairs(n, seed), "tool": lambda: pairs_from_items(synthetic_items(n, seed), seed)}
     if o.prompts == "mix":
-        return prompt_rows(math_pairs(n // 3, seed) + if_pairs(n // 3, seed) +
+        return prompt_rows(math_pairs(n // 3, seed, tuple(o.levels)) + if_pairs(n // 3, seed) +
                            pairs_from_items(synthetic_items(n // 3, seed), seed, corruption_ratio=0.0))
     if o.prompts not in builders:
         raise ValueError(f"online.prompts must be math, if, tool or mix, got {o.prompts!r}")
@@ -165,7 +165,7 @@ def pair_accuracy_before_after(before_dir: str, after_dir: str, test: PairBatch,
 def run_interleaved(cfg: PreferenceConfig, run: RunDir) -> dict[str, Any]:
     from core.ray_utils import init_ray
     from rl.preference.interleave import PreferenceHook, offline_source
-    from rl.preference.online import sample_pairs
+    from rl.preference.online import prompts_to_draw, sample_pairs
     from rl.reward_adapter import build_scorer
     from rl.trainer import GRPOTrainer, synthetic_rows
 
@@ -185,7 +185,7 @@ def run_interleaved(cfg: PreferenceConfig, run: RunDir) -> dict[str, Any]:
         def source(trainer, step, m):
             import random
 
-            pick = random.Random(step * 100 + m).sample(rows, min(cfg.online.prompts_per_step, len(rows)))
+            pick = random.Random(step * 100 + m).sample(rows, min(prompts_to_draw(cfg.online), len(rows)))
             batch, rec = sample_pairs(trainer.generators, pref_scorer, tokenizer, pick, cfg.online,
                                       cfg.reward.accuracy_reward, seed=step * 100 + m)
             return batch, {"reward_mean": rec["reward_mean"], "pairs": rec["pairs"]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from core.training import dist
-from rl.preference.batch import PairBatch, sequence_logprob_sums
+from rl.preference.batch import PairBatch, response_logprob_sums, sequence_logprob_sums, unique_sequences
 from rl.preference.losses import PairLogprobs, PreferenceLossConfig, preference_loss
 
 
@@ -14,11 +14,36 @@ def chunks(n: int, size: int) -> list[list[int]]:
     return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
 
 
+def dedup_pays(batch: PairBatch, n_unique: int) -> bool:
+    """Forward each distinct sequence once? Only on one rank (sharded ranks must run the same
+    number of forwards) and when the pairs share responses: the training path then costs one
+    no-grad forward plus one forward/backward per distinct sequence (~4 units) against a
+    forward/backward per pair row (~3 units per row, 2 rows per pair)."""
+    return dist.world_size() == 1 and 4 * n_unique < 3 * 2 * len(batch)
+
+
+@torch.no_grad()
+def _unique_sums(model, seqs: list[list[int]], plens: list[int], pad_id: int, rows: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    sums, counts = [], []
+    for idx in chunks(len(seqs), rows):
+        s, c = response_logprob_sums(model, [seqs[i] for i in idx], [plens[i] for i in idx], pad_id)
+        sums.append(s)
+        counts.append(c)
+    return torch.cat(sums), torch.cat(counts)
+
+
 @torch.no_grad()
 def pair_logprobs(model, batch: PairBatch, pad_id: int, micro_batch_size: int) -> tuple[list[float], list[float]]:
-    """Summed log-probs of every chosen and every rejected response."""
+    """Summed log-probs of every chosen and every rejected response (each distinct sequence
+    forwarded once on a single rank)."""
     was_training = model.training
     model.eval()
+    seqs, plens, ci, ri = unique_sequences(batch)
+    if dist.world_size() == 1 and len(seqs) < 2 * len(batch):
+        sums, _ = _unique_sums(model, seqs, plens, pad_id, 2 * micro_batch_size)
+        model.train(was_training)
+        return sums[ci].tolist(), sums[ri].tolist()
     chosen, rejected = [], []
     for idx in chunks(len(batch), micro_batch_size):
         sums, _ = sequence_logprob_sums(model, batch.select(idx), pad_id)
@@ -28,22 +53,51 @@ def pair_logprobs(model, batch: PairBatch, pad_id: int, micro_batch_size: int) -
     return chosen, rejected
 
 
+def _t(xs):
+    return torch.tensor(xs, dtype=torch.float32) if xs else None
+
+
+def _dedup_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_id: int, micro_batch_size: int,
+                      pair_normalizer: float, unique) -> dict[str, float]:
+    """The same gradient as the per-pair path with each distinct sequence forwarded once: the loss
+    depends on a sequence only through its summed log-prob s_u, so dL/dθ = Σ_u (dL/ds_u) ∇s_u.
+    A no-grad pass gives every s_u, autograd on the pair losses gives dL/ds_u, then each
+    micro-batch of distinct sequences is back-propagated with those weights."""
+    seqs, plens, ci, ri = unique
+    rows = 2 * micro_batch_size
+    backend.model.train()
+    sums, counts = _unique_sums(backend.model, seqs, plens, pad_id, rows)
+    s = sums.clone().requires_grad_(True)
+    out = preference_loss(PairLogprobs(s[ci], s[ri], counts[ci], counts[ri], _t(batch.ref_chosen),
+                                       _t(batch.ref_rejected), _t(batch.chosen_rewards), _t(batch.rejected_rewards)),
+                          cfg)
+    (weights,) = torch.autograd.grad(out.loss.sum() / pair_normalizer, s)
+    for idx in chunks(len(seqs), rows):
+        live = [i for i in idx if weights[i] != 0]  # tied samples carry no gradient
+        if not live:
+            continue
+        sub, _ = response_logprob_sums(backend.model, [seqs[i] for i in live], [plens[i] for i in live], pad_id)
+        backend.backward((weights[live] * sub).sum())
+    return {**out.stats(), "pairs": float(len(batch)), "sequences": float(len(seqs)), **backend.optimizer_step()}
+
+
 def preference_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_id: int, micro_batch_size: int,
-                          pair_normalizer: float) -> dict[str, float]:
+                          pair_normalizer: float, dedup: bool | None = None) -> dict[str, float]:
     """One optimizer step; the loss is the sum over pairs divided by the *global* pair count.
-    Returns sums of the per-pair statistics (the group divides by `pairs`)."""
+    Returns sums of the per-pair statistics (the group divides by `pairs`). `dedup`: forward
+    each distinct sequence once (None = when it pays, see `dedup_pays`)."""
+    unique = unique_sequences(batch)
+    if dedup if dedup is not None else dedup_pays(batch, len(unique[0])):
+        return _dedup_train_step(backend, batch, cfg, pad_id, micro_batch_size, pair_normalizer, unique)
     backend.model.train()
     totals: dict[str, float] = {}
     for idx in chunks(len(batch), micro_batch_size):
         sub = batch.select(idx)
         sums, counts = sequence_logprob_sums(backend.model, sub, pad_id)
         n = len(idx)
-
-        def t(xs):
-            return torch.tensor(xs, dtype=torch.float32) if xs else None
-
-        out = preference_loss(PairLogprobs(sums[:n], sums[n:], counts[:n], counts[n:], t(sub.ref_chosen),
-                                           t(sub.ref_rejected), t(sub.chosen_rewards), t(sub.rejected_rewards)), cfg)
+        out = preference_loss(PairLogprobs(sums[:n], sums[n:], counts[:n], counts[n:], _t(sub.ref_chosen),
+                                           _t(sub.ref_rejected), _t(sub.chosen_rewards), _t(sub.rejected_rewards)),
+                              cfg)
         backend.backward(out.loss.sum() / pair_normalizer)
         for k, v in out.stats().items():
             totals[k] = totals.get(k, 0.0) + v
@@ -53,7 +107,9 @@ def preference_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, 
 def merge_step_stats(parts: list[dict[str, float]]) -> dict[str, float]:
     """Per-rank sums -> means over every pair; optimizer figures from rank 0."""
     pairs = sum(p["pairs"] for p in parts) or 1.0
-    out = {k: sum(p[k] for p in parts) / pairs for k in parts[0] if k not in ("pairs", "grad_norm", "lr")}
+    out = {k: sum(p[k] for p in parts) / pairs for k in parts[0] if k not in ("pairs", "sequences", "grad_norm", "lr")}
+    if all("sequences" in p for p in parts):
+        out["sequences"] = sum(p["sequences"] for p in parts)
     out.update(pairs=pairs, grad_norm=parts[0]["grad_norm"], lr=parts[0]["lr"])
     return out
 

@@ -8,6 +8,7 @@ import pytest
 from core.engines.base import Completion
 from core.data.schema import Row
 from rl.preference.config import OnlineConfig
+from rl.preference.losses import PreferenceLossConfig
 from rl.preference.online import pairs_from_groups
 from rl.rollout import Group
 
@@ -57,7 +58,8 @@ def _run(tmp_path, config, *overrides):
 @pytest.mark.slow
 def test_online_rpo_recipe(tmp_path, tiny_model_dir):
     summary, records = _run(tmp_path, "recipes/configs/super_rpo_online_tiny.yaml", f"model={tiny_model_dir}",
-                            "online.steps_per_iteration=2", "online.prompts_per_step=4", "online.eval_prompts=4",
+                            "online.iterations=2", "online.steps_per_iteration=2", "online.prompts_per_step=4",
+                            "online.eval_prompts=4",
                             "online.max_tokens=24", "data.synthetic_test_per_kind=4",
                             # a random-init model's text meets some IF constraints by chance: pairs exist
                             "online.prompts=if", "reward.functions={by_type: 1.0}", "reward.accuracy_reward=by_type")
@@ -135,3 +137,98 @@ def test_online_reference_reset_schedule_and_paired_gain(monkeypatch, tmp_path, 
     assert summary["reward_mean_by_iteration"] == pytest.approx([0.35, 0.5, 0.5])
     assert summary["reward_gain"] == pytest.approx(0.15)
     assert summary["reward_gain_se"] == pytest.approx(0.05)
+    assert summary["eval_prompt_rewards_first"] == pytest.approx([0.2, 0.5])
+    assert summary["eval_prompt_rewards_last"] == pytest.approx([0.4, 0.6])
+
+
+@pytest.mark.parametrize("loss", [
+    PreferenceLossConfig("rpo_sq", beta=0.1, eta=3.0),
+    PreferenceLossConfig("rpo_bwd_kl", beta=0.5, eta=2.0, average_log_probs=True, sft_weight=0.1),
+])
+def test_dedup_forwards_each_sample_once_with_the_same_update(tiny_model_dir, loss):
+    """All pairs among K samples repeat each sample in up to 2(K-1) pairs; the deduplicated step
+    (each distinct sequence forwarded once, weighted by dL/d(its log-prob)) must give the same
+    log-probs, loss statistics and parameter update as the per-pair step, on a real model."""
+    import torch
+
+    from core.training import TrainConfig
+    from rl.preference.batch import sequence_logprob_sums, unique_sequences
+    from rl.preference.policy import LocalPolicy
+    from rl.preference.worker import dedup_pays, preference_train_step
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    groups = []
+    for p in range(3):  # 3 prompts x K=5 samples of different lengths, rewards with ties
+        prompt = torch.randint(5, 200, (4 + p,), generator=gen).tolist()
+        comps = [Completion(prompt_ids=prompt, token_ids=torch.randint(5, 200, (3 + i,), generator=gen).tolist(),
+                            logprobs=[], text="", finish_reason="stop") for i in range(5)]
+        rewards = [[1.0, 0.0, 0.2, 0.0, 1.2], [0.0, 0.0, 1.0, 0.2, 0.2], [0.5, 0.5, 0.5, 0.5, 0.5]][p]
+        groups.append(Group(Row(f"r{p}", [{"role": "user", "content": "q"}], "on", {}), comps, rewards,
+                            [0.0] * 5, {}))
+    batch = pairs_from_groups(groups, OnlineConfig(pairing="all_pairs"))
+    seqs, _, ci, ri = unique_sequences(batch)
+    assert len(batch) == 17 and len(seqs) == 10  # the flat third group gives no pairs and no sequences
+    assert [len(s) for s in seqs] == sorted(len(s) for s in seqs)
+    assert all(seqs[c] == p + x for c, p, x in zip(ci, batch.prompts, batch.chosen))
+    assert dedup_pays(batch, len(seqs))
+
+    # eps = 1: AdamW's update is a smooth function of the gradient (not ~lr x its sign)
+    train = TrainConfig(lr=0.1, eps=1.0, warmup_steps=1, schedule="constant", grad_clip=0.0)
+    updates, stats = [], []
+    for dedup in (False, True):
+        worker = LocalPolicy(tiny_model_dir, train, micro_batch_size=4).worker
+        worker.reset_preference_reference()
+        batch.ref_chosen, batch.ref_rejected = worker.sequence_logprobs(batch, reference=True)
+        with torch.no_grad():
+            naive, _ = sequence_logprob_sums(worker.backend.model, batch, worker.pad_id)
+        assert batch.ref_chosen + batch.ref_rejected == pytest.approx(naive.tolist(), abs=1e-4)
+        # one shared per-pair step first, so that pi != pi_ref and the margins are not ~0
+        preference_train_step(worker.backend, batch, loss, worker.pad_id, 4, float(len(batch)), dedup=False)
+        before = [p.detach().clone() for p in worker.backend.model.parameters()]
+        stats.append(preference_train_step(worker.backend, batch, loss, worker.pad_id, 4, float(len(batch)),
+                                           dedup=dedup))
+        updates.append(torch.cat([(p.detach() - b).flatten()
+                                  for p, b in zip(worker.backend.model.parameters(), before)]))
+    assert stats[1]["sequences"] == 10 and "sequences" not in stats[0]
+    for key in ("loss", "preference_loss", "sft_loss", "accuracy", "margin"):
+        assert stats[1][key] == pytest.approx(stats[0][key], rel=1e-4, abs=1e-5), key
+    assert stats[1]["grad_norm"] == pytest.approx(stats[0]["grad_norm"], rel=1e-4)
+    assert updates[0].abs().max() > 1e-4  # the step moved the weights
+    assert abs(stats[0]["margin"]) > 1e-3
+    torch.testing.assert_close(updates[1], updates[0], rtol=1e-3, atol=1e-6)
+
+
+def test_online_levels_pick_the_math_prompts_for_training_and_eval():
+    from rl.preference.config import PreferenceConfig
+    from rl.preference.pipeline import online_rows
+
+    cfg = PreferenceConfig(mode="online", online=OnlineConfig(levels=[1, 2]))
+    rows = online_rows(cfg, 40, 20_000)
+    assert len(rows) == 40 and {r.meta["difficulty"] for r in rows} == {1, 2}
+    assert all(r.reward["type"] == "math" and r.reasoning == "on" for r in rows)
+    every = online_rows(PreferenceConfig(mode="online"), 40, 20_000)
+    assert {r.meta["difficulty"] for r in every} == {1, 2, 3, 4}
+    cfg.online.prompts = "mix"
+    math_ids = [r.id for r in online_rows(cfg, 30, 7) if r.id.startswith("math-pair")]
+    assert len(math_ids) == 10 and {i.rsplit("-", 1)[1] for i in math_ids} == {"L1", "L2"}
+    with pytest.raises(ValueError, match="online.levels"):
+        OnlineConfig(levels=[0, 5])
+    with pytest.raises(ValueError, match="online.levels"):
+        OnlineConfig(levels=[])
+
+
+def test_oversample_trains_on_the_first_varied_groups():
+    from rl.preference.online import prompts_to_draw, training_groups
+
+    assert prompts_to_draw(OnlineConfig(prompts_per_step=16)) == 16
+    assert prompts_to_draw(OnlineConfig(prompts_per_step=16, oversample=1.5)) == 24
+    assert prompts_to_draw(OnlineConfig(prompts_per_step=3, oversample=1.5)) == 5
+    groups = [_group([1.0, 1.0]), _group([0.0, 1.0]), _group([0.2, 0.2]), _group([1.2, 0.0]), _group([0.0, 0.2])]
+    kept = training_groups(groups, OnlineConfig(prompts_per_step=2, oversample=2.0))
+    assert [g.rewards for g in kept] == [[0.0, 1.0], [1.2, 0.0]]
+    assert training_groups(groups, OnlineConfig(prompts_per_step=2)) == groups  # off: every group
+    b = pairs_from_groups(kept, OnlineConfig())
+    assert (b.chosen_rewards, b.rejected_rewards) == ([1.0, 1.2], [0.0, 0.0])
+    with pytest.raises(ValueError, match="online.oversample"):
+        OnlineConfig(oversample=0.5)
