@@ -19,13 +19,6 @@ class CurriculumConfig:
     kind: str = "gaussian"  # "gaussian" | "uniform"
     sigma: float = 0.15
     bins: int = 8  # pass rates are quantised to k/bins (the paper estimated with 8 samples)
-    # Share of the run over which the centre moves from the easiest to the hardest bin; it
-    # stays at the hardest afterwards. 1.0 = the whole run (the paper's sketch).
-    ramp_fraction: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.ramp_fraction <= 1.0:
-            raise ValueError(f"key 'curriculum.ramp_fraction': need 0 < value <= 1, got {self.ramp_fraction}")
 
 
 @dataclass
@@ -67,7 +60,7 @@ class PromptSampler:
         """mu_t moves linearly from the easiest to the hardest bin present."""
         bins = sorted({self._bin(p) for p in self.pass_rates})
         hi, lo = bins[-1], bins[0]
-        frac = t / max(self.total_batches * self.cfg.ramp_fraction - 1, 1)
+        frac = t / max(self.total_batches - 1, 1)
         return hi - (hi - lo) * min(frac, 1.0)
 
     def target_weights(self, t: int) -> dict[float, float]:

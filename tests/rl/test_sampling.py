@@ -93,15 +93,3 @@ def test_refill_size_covers_the_missing_groups_at_the_observed_keep_rate():
     assert refill_size(16, kept=8, sampled=16) == 16  # ceil(8 / 0.5)
     assert refill_size(16, kept=2, sampled=32) == 16  # capped at a full batch
     assert refill_size(16, kept=0, sampled=16) == 16  # nothing kept yet: a full batch
-
-
-def test_a_shorter_ramp_reaches_the_hardest_bin_early_and_stays():
-    rates = [(i % 6) / 8 for i in range(600)]
-    s = PromptSampler(rates, 16, total_batches=100, cfg=CurriculumConfig("gaussian", ramp_fraction=0.4))
-    assert s.centre(0) == 0.625 and s.centre(39) == 0.0 and s.centre(80) == 0.0
-    assert abs(s.centre(20) - 0.625 * (1 - 20 / 39)) < 1e-9
-
-
-def test_a_ramp_fraction_outside_0_1_is_a_config_error_naming_the_key():
-    with pytest.raises(ConfigError, match="curriculum.ramp_fraction"):
-        load_config(GRPOConfig, None, ["curriculum.ramp_fraction=0"])
