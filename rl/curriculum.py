@@ -23,18 +23,14 @@ class CurriculumConfig:
 
 @dataclass
 class PromptSampler:
-    """Draws prompt indices without replacement; a new epoch refills the pool.
-
-    The curriculum's clock is the training step, not the number of draws: dynamic sampling's
-    refills within a step draw at that step's centre, and `advance()` moves it on.
-    """
+    """Draws batches of prompt indices without replacement; a new epoch refills the pool."""
 
     pass_rates: list[float]
     batch_size: int
     total_batches: int
     cfg: CurriculumConfig = field(default_factory=CurriculumConfig)
     seed: int = 0
-    step: int = 0
+    batches_drawn: int = 0
     epoch: int = 0
 
     def __post_init__(self) -> None:
@@ -74,45 +70,35 @@ class PromptSampler:
         taken, self._remaining[b] = self._remaining[b][:n], self._remaining[b][n:]
         return taken
 
-    def draw(self, n: int) -> list[int]:
-        """`n` prompts (at most the pool size) for the current step."""
-        n = min(n, len(self.pass_rates))
-        if sum(len(v) for v in self._remaining.values()) < n:
+    def next_batch(self) -> list[int]:
+        if sum(len(v) for v in self._remaining.values()) < self.batch_size:
             self.epoch += 1
             self._refill()
+        n_total = self.batch_size
         batch: list[int] = []
         if self.cfg.kind == "uniform":
             pool = [i for v in self._remaining.values() for i in v]
             self._rng.shuffle(pool)
-            chosen = set(pool[:n])
+            chosen = set(pool[:n_total])
             for b in self._remaining:
                 self._remaining[b] = [i for i in self._remaining[b] if i not in chosen]
-            batch = pool[:n]
+            batch = pool[:n_total]
         else:
-            for b, w in self.target_weights(self.step).items():
-                batch += self._take(b, min(round(w * n), len(self._remaining.get(b, [])), n - len(batch)))
-            while len(batch) < n:  # fill from the fullest bins
+            for b, w in self.target_weights(self.batches_drawn).items():
+                batch += self._take(b, min(round(w * n_total), len(self._remaining.get(b, [])), n_total - len(batch)))
+            while len(batch) < n_total:  # fill from the fullest bins
                 b = max(self._remaining, key=lambda k: len(self._remaining[k]))
                 batch += self._take(b, 1)
         self._rng.shuffle(batch)
-        return batch
-
-    def advance(self) -> None:
-        """The step is done: later draws follow the next step's target."""
-        self.step += 1
-
-    def next_batch(self) -> list[int]:
-        """One full batch for the current step, then advance."""
-        batch = self.draw(self.batch_size)
-        self.advance()
+        self.batches_drawn += 1
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch,
+        return {"batches_drawn": self.batches_drawn, "epoch": self.epoch,
                 "remaining": {str(k): v for k, v in self._remaining.items()}, "rng": self._rng.getstate()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step, self.epoch = state["step"], state["epoch"]
+        self.batches_drawn, self.epoch = state["batches_drawn"], state["epoch"]
         self._remaining = {float(k): list(v) for k, v in state["remaining"].items()}
         rng = state["rng"]
         self._rng.setstate((rng[0], tuple(rng[1]), rng[2]))

@@ -7,7 +7,6 @@ are drawn until the step has enough informative groups or the refill budget is s
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -103,19 +102,15 @@ def generate_and_score(generators, scorer: Scorer, tokenizer, rows: list[Row], s
     return [groups[i] for i in sorted(groups)], timings
 
 
-def collect_rollout(generators, scorer: Scorer, tokenizer, draw_rows: Callable[[int], list[Row]], cfg: RolloutConfig,
+def collect_rollout(generators, scorer: Scorer, tokenizer, draw_rows: Callable[[], list[Row]], cfg: RolloutConfig,
                     accuracy_reward: str, seed: int) -> Rollout:
-    """Draw prompts, sample, score; with dynamic sampling refill until enough groups inform.
-
-    A refill draws only as many prompts as the missing groups need at this step's keep rate,
-    so a step that lost 3 of 16 groups does not generate 16 more."""
+    """Draw prompts, sample, score; with dynamic sampling refill until enough groups inform."""
     kept: list[Group] = []
     metrics = {"groups_sampled": 0.0, "groups_filtered": 0.0, "refill_rounds": 0.0}
     timings: dict[str, float] = {}
     all_groups: list[Group] = []
-    n_prompts = cfg.prompts_per_step
     for round_ in range(1 + (cfg.max_refill_rounds if cfg.dynamic_sampling else 0)):
-        rows = draw_rows(n_prompts)
+        rows = draw_rows()
         sampling = SamplingSettings(n=cfg.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p,
                                     max_tokens=cfg.max_tokens, seed=seed + 100 * round_)
         groups, t = generate_and_score(generators, scorer, tokenizer, rows, sampling, accuracy_reward)
@@ -131,18 +126,9 @@ def collect_rollout(generators, scorer: Scorer, tokenizer, draw_rows: Callable[[
         if len(kept) >= cfg.prompts_per_step or not cfg.dynamic_sampling:
             break
         metrics["refill_rounds"] += 1
-        n_prompts = refill_size(cfg.prompts_per_step, len(kept), int(metrics["groups_sampled"]))
     kept = kept[:cfg.prompts_per_step]
     _rollout_metrics(all_groups, kept, metrics)
     return Rollout(kept, metrics, timings)
-
-
-def refill_size(wanted: int, kept: int, sampled: int) -> int:
-    """Prompts to draw for the missing groups at the keep rate seen so far (a full batch when
-    nothing was kept yet)."""
-    if kept == 0:
-        return wanted
-    return min(wanted, math.ceil((wanted - kept) * sampled / kept))
 
 
 def _rollout_metrics(all_groups: list[Group], kept: list[Group], metrics: dict[str, float]) -> None:

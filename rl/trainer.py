@@ -169,9 +169,8 @@ class GRPOTrainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         rollout = collect_rollout(self.generators, self.scorer, self.tokenizer,
-                                  lambda n: [rows[i] for i in sampler.draw(n)], cfg.rollout,
+                                  lambda: [rows[i] for i in sampler.next_batch()], cfg.rollout,
                                   cfg.reward.accuracy_reward, seed=cfg.seed * 1_000_003 + step * 1000)
-        sampler.advance()
         record: dict[str, Any] = {**rollout.metrics, **{f"time/{k}": v for k, v in rollout.timings.items()}}
         if not rollout.groups:
             record.update({"kl": 0.0, "time/step": time.perf_counter() - t0, "skipped": 1})

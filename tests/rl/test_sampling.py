@@ -8,7 +8,6 @@ from core.data.schema import Row
 from rl.config import GRPOConfig
 from rl.curriculum import CurriculumConfig, PromptSampler
 from rl.prefilter import prefilter
-from rl.rollout import refill_size
 
 
 def _mean_rate(batch, rates):
@@ -75,21 +74,3 @@ def test_a_filter_reward_outside_the_reward_functions_is_a_config_error():
     with pytest.raises(ConfigError, match="filter.reward"):
         load_config(GRPOConfig, None, ["filter.reward=math_stpes"])
     assert load_config(GRPOConfig, None, ["filter.reward=format"]).filter.reward == "format"
-
-
-def test_refills_within_a_step_draw_at_that_steps_centre():
-    rates = [(i % 6) / 8 for i in range(1200)]
-    s = PromptSampler(rates, batch_size=32, total_batches=10, cfg=CurriculumConfig("gaussian", sigma=0.1))
-    first_step = [s.draw(32) for _ in range(5)]  # a batch and four refills, same step
-    assert all(_mean_rate(b, rates) > 0.5 for b in first_step)
-    for _ in range(9):
-        s.advance()
-    assert _mean_rate(s.draw(32), rates) < 0.15
-    assert len(s.draw(5)) == 5
-
-
-def test_refill_size_covers_the_missing_groups_at_the_observed_keep_rate():
-    assert refill_size(16, kept=13, sampled=16) == 4  # ceil(3 / (13/16))
-    assert refill_size(16, kept=8, sampled=16) == 16  # ceil(8 / 0.5)
-    assert refill_size(16, kept=2, sampled=32) == 16  # capped at a full batch
-    assert refill_size(16, kept=0, sampled=16) == 16  # nothing kept yet: a full batch
