@@ -77,6 +77,7 @@ class FilterConfig:
     enabled: bool = True
     samples: int = 8
     max_pass_rate: float = 0.75
+    temperature: float = 1.0
     min_pass_rate: float = 0.0  # > 0 also drops prompts no sample solved (the paper keeps them)
     # The reward whose pass rate is estimated; empty = reward.accuracy_reward. Name the training
     # reward when it is stricter than the accuracy check, so "solved" means "would score".
@@ -86,7 +87,6 @@ class FilterConfig:
         if not 0.0 <= self.min_pass_rate < self.max_pass_rate <= 1.0:
             raise ValueError(f"keys 'filter.min_pass_rate', 'filter.max_pass_rate': need 0 <= min < max <= 1, "
                              f"got {self.min_pass_rate} and {self.max_pass_rate}")
-    temperature: float = 1.0
 
 
 @dataclass

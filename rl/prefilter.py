@@ -1,7 +1,7 @@
 """Pass-rate estimation and the prefilter (METHODS §1.6).
 
 Each prompt's pass rate is the fraction of k samples from the starting policy that the
-accuracy reward accepts. Prompts at or above the threshold teach little and are dropped;
+accuracy reward (or `filter.reward`) accepts. Prompts at or above the threshold teach little and are dropped;
 so, optionally, are prompts below a floor: a prompt no sample solved gives a group with no
 reward variance, which dynamic sampling discards after paying for its generation. The rest
 keep their pass rate as the curriculum's difficulty.
