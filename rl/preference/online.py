@@ -14,9 +14,12 @@ import math
 import random
 from typing import Any, Callable
 
+import torch
+
 from core.data.schema import Row
 from core.engines.base import SamplingSettings
 from core.metrics import MetricsWriter, Progress
+from rl.advantages import zero_variance_groups
 from rl.batch import RolloutBatch
 from rl.preference.batch import PairBatch
 from rl.preference.config import PAIRINGS, OnlineConfig
@@ -58,13 +61,19 @@ def prompts_to_draw(cfg: OnlineConfig) -> int:
 
 
 def varied_groups(groups: list[Group]) -> list[Group]:
-    """The groups whose samples' rewards are not all equal (flat groups give no pairs), in order."""
-    return [g for g in groups if max(g.rewards) > min(g.rewards)]
+    """The groups whose samples' rewards are not all equal (flat groups give no pairs), in order:
+    the complement of GRPO's dynamic-sampling filter."""
+    if not groups:
+        return []
+    flat = zero_variance_groups(torch.tensor([g.rewards for g in groups])).tolist()
+    return [g for g, f in zip(groups, flat) if not f]
 
 
-def training_groups(groups: list[Group], cfg: OnlineConfig) -> list[Group]:
+def training_groups(groups: list[Group], cfg: OnlineConfig, varied: list[Group] | None = None) -> list[Group]:
     """Every sampled group, or with `oversample` > 1 the first prompts_per_step varied ones."""
-    return varied_groups(groups)[:cfg.prompts_per_step] if cfg.oversample > 1 else groups
+    if cfg.oversample <= 1:
+        return groups
+    return (varied_groups(groups) if varied is None else varied)[:cfg.prompts_per_step]
 
 
 def sample_pairs(generators, scorer, tokenizer, rows: list[Row], cfg: OnlineConfig, accuracy_reward: str,
@@ -75,7 +84,7 @@ def sample_pairs(generators, scorer, tokenizer, rows: list[Row], cfg: OnlineConf
                                 max_tokens=cfg.max_tokens, seed=seed)
     groups, timings = generate_and_score(generators, scorer, tokenizer, rows, sampling, accuracy_reward)
     varied = varied_groups(groups)
-    batch = pairs_from_groups(training_groups(groups, cfg), cfg)
+    batch = pairs_from_groups(training_groups(groups, cfg, varied), cfg)
     rewards = [r for g in groups for r in g.rewards]
     acc = [a for g in groups for a in g.accuracy]
     return batch, {"reward_mean": sum(rewards) / max(len(rewards), 1), "accuracy": sum(acc) / max(len(acc), 1),
