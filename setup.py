@@ -41,7 +41,7 @@ setup(
     version="0.1.0",
     description="Post-training toolkit for reasoning LLMs in the Llama-Nemotron style",
     python_requires=">=3.10",
-    packages=find_packages(include=["core*", "sft*", "nas*", "rl*", "rewards*", "evaluation*"]),
+    packages=find_packages(include=["core*", "sft*", "nas*", "rl*", "rewards*", "evaluation*", "launch*"]),
     install_requires=BASE,
     extras_require={
         "vllm": _vllm_requirement(),
@@ -58,6 +58,8 @@ setup(
             "rewards = rewards.cli:register_rewards",
             "sandbox = rewards.cli:register_sandbox",
             "eval = evaluation.cli:register_eval",
+            "launch = launch.cli:register_launch",
+            "nas = nas.cli:register_nas",
         ],
     },
 )
