@@ -94,3 +94,15 @@ def fuse_and_report(model: DeciLMForCausalLM, start: int, end: int, input_ids: t
     report = FusionReport(start, end, fused.config.ffn_intermediate_size(start), agree, par_err, rel,
                           float(forward_kl(b.logits, a.logits, attention_mask)))
     return fused, report
+
+
+def fuse_all_runs(model: DeciLMForCausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                  ) -> tuple[DeciLMForCausalLM, list[FusionReport]]:
+    """Fuse every maximal attention-free run, one after another (placeholders keep the
+    layer count, so the later runs' indices stay valid). Each report compares against the
+    model before that fusion."""
+    reports = []
+    for s, e in attention_free_runs(model):
+        model, rep = fuse_and_report(model, s, e, input_ids, attention_mask)
+        reports.append(rep)
+    return model, reports

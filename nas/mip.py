@@ -44,10 +44,24 @@ class MIPSolution:
     objective: float
     totals: dict[str, float]  # each constraint's value including its offset
     seconds: float
+    optimal: bool = True  # False: the time limit stopped HiGHS with this feasible, unproven incumbent
+    gap: float = 0.0  # HiGHS's relative MIP gap of the returned choice
 
 
 class InfeasibleBudget(ValueError):
-    """No architecture meets the budget; the message names the binding constraint(s)."""
+    """No architecture meets the budget (proven); the message names the binding constraint(s)."""
+
+
+class SolverTimeLimit(RuntimeError):
+    """The time limit ran out before HiGHS found any architecture within the budget. This
+    proves nothing about feasibility, so it is never reported as an infeasible budget."""
+
+
+@dataclass
+class _Outcome:
+    choice: list[int] | None  # None: proven infeasible
+    optimal: bool = True
+    gap: float = 0.0
 
 
 def _evaluate(problem: MIPProblem, choice: list[int]) -> tuple[float, dict[str, float]]:
@@ -70,17 +84,19 @@ def _undominated(objective: list[list[float]], constraints: list[Constraint]) ->
 
 
 def _solve(problem: MIPProblem, constraints: list[Constraint], objective: list[list[float]],
-           exclude: list[list[int]], max_overlap: int) -> list[int] | None:
+           exclude: list[list[int]], max_overlap: int) -> _Outcome:
     if exclude or any(math.isfinite(c.lower) for c in constraints):
         cand = [list(range(len(row))) for row in objective]  # diversity or lower bounds need every option
     else:
         cand = _undominated(objective, constraints)
-    choice = _solve_subset(problem, constraints, objective, exclude, max_overlap, cand)
-    return None if choice is None else [cand[i][j] for i, j in enumerate(choice)]
+    out = _solve_subset(problem, constraints, objective, exclude, max_overlap, cand)
+    if out.choice is not None:
+        out.choice = [cand[i][j] for i, j in enumerate(out.choice)]
+    return out
 
 
 def _solve_subset(problem: MIPProblem, constraints: list[Constraint], objective: list[list[float]],
-                  exclude: list[list[int]], max_overlap: int, cand: list[list[int]]) -> list[int] | None:
+                  exclude: list[list[int]], max_overlap: int, cand: list[list[int]]) -> _Outcome:
     objective = [[row[j] for j in cand[i]] for i, row in enumerate(objective)]
     constraints = [Constraint(c.name, [[r[j] for j in cand[i]] for i, r in enumerate(c.costs)], c.upper, c.lower,
                               c.offset) for c in constraints]
@@ -117,10 +133,20 @@ def _solve_subset(problem: MIPProblem, constraints: list[Constraint], objective:
     h.setOptionValue("threads", 1)
     h.passModel(lp)
     h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return None
+    status, info = h.getModelStatus(), h.getInfo()
+    if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        return _Outcome(None)  # every variable is bounded in [0, 1]: "unbounded or infeasible" is infeasible
+    has_incumbent = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    if status != highspy.HighsModelStatus.kOptimal and not has_incumbent:
+        if status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt):
+            raise SolverTimeLimit(
+                f"solver time limit reached ({problem.time_limit_s:g} s) before any architecture within the "
+                f"budget was found; the budget may still be feasible: raise the time limit")
+        raise RuntimeError(f"HiGHS stopped with status {h.modelStatusToString(status)}")
     x = np.asarray(h.getSolution().col_value)
-    return [int(np.argmax(x[starts[i]:starts[i + 1]])) for i in range(len(sizes))]
+    choice = [int(np.argmax(x[starts[i]:starts[i + 1]])) for i in range(len(sizes))]
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    return _Outcome(choice, optimal, 0.0 if optimal else float(info.mip_gap))
 
 
 def _explain_infeasible(problem: MIPProblem) -> str:
@@ -131,7 +157,10 @@ def _explain_infeasible(problem: MIPProblem) -> str:
         for sense, bound in ((1.0, c.upper), (-1.0, c.lower)):
             if not math.isfinite(bound):
                 continue
-            choice = _solve(problem, others, [[sense * v for v in row] for row in c.costs], [], 0)
+            try:
+                choice = _solve(problem, others, [[sense * v for v in row] for row in c.costs], [], 0).choice
+            except SolverTimeLimit:
+                continue
             if choice is None:
                 continue
             best = c.offset + sum(c.costs[i][j] for i, j in enumerate(choice))
@@ -147,16 +176,20 @@ def _explain_infeasible(problem: MIPProblem) -> str:
 
 def solve(problem: MIPProblem, num_solutions: int = 1, diversity: float = 0.8) -> list[MIPSolution]:
     """The best architecture, then (num_solutions > 1) the next best ones that each share at
-    most `diversity` x L layer choices with every earlier solution."""
+    most `diversity` x L layer choices with every earlier solution.
+
+    Raises InfeasibleBudget only when HiGHS proves infeasibility, SolverTimeLimit when the
+    limit ran out with nothing found; a limit reached with an incumbent returns it with
+    `optimal=False` and its gap."""
     out: list[MIPSolution] = []
     max_overlap = int(math.floor(diversity * len(problem.scores)))
     for _ in range(num_solutions):
         t0 = time.perf_counter()
-        choice = _solve(problem, problem.constraints, problem.scores, [s.choice for s in out], max_overlap)
-        if choice is None:
+        res = _solve(problem, problem.constraints, problem.scores, [s.choice for s in out], max_overlap)
+        if res.choice is None:
             if not out:
                 raise InfeasibleBudget(_explain_infeasible(problem))
             break  # no further distinct solution within the budget
-        obj, totals = _evaluate(problem, choice)
-        out.append(MIPSolution(choice, obj, totals, time.perf_counter() - t0))
+        obj, totals = _evaluate(problem, res.choice)
+        out.append(MIPSolution(res.choice, obj, totals, time.perf_counter() - t0, res.optimal, res.gap))
     return out

@@ -60,7 +60,7 @@ def run(cfg: PuzzleConfig) -> dict:
     from nas.costs import CostSettings, measure_in_subprocess, measure_subblocks
     from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
     from nas.format import save_decilm
-    from nas.fusion import attention_free_runs, fuse_and_report
+    from nas.fusion import fuse_all_runs
     from nas.gkd import GKDConfig, distill
     from nas.scoring import reference, score_all
     from nas.search import Budget, build_library, predicted_decode_ms, search
@@ -129,15 +129,14 @@ def run(cfg: PuzzleConfig) -> dict:
     child_dir = save_decilm(child, tok, root / "child")
     stage("gkd")
 
-    fusion = []
     probe = math_batch(tok, 8, HELDOUT_SEED + 2)
-    for s, e in attention_free_runs(child):
-        _, rep = fuse_and_report(child, s, e, probe.input_ids, probe.attention_mask)
-        fusion.append(dataclasses.asdict(rep))
+    fused, reports = fuse_all_runs(child, probe.input_ids, probe.attention_mask)
+    fusion = [dataclasses.asdict(rep) for rep in reports]
+    fused_dir = save_decilm(fused, tok, root / "child_fused") if reports else None
     stage("ffn_fusion")
 
-    served = measure_in_subprocess([parent_dir, child_dir], settings, rounds=cfg.served_rounds,
-                                   accuracy_samples=cfg.eval_samples)
+    served = measure_in_subprocess([parent_dir, child_dir] + ([fused_dir] if fused_dir else []), settings,
+                                   rounds=cfg.served_rounds, accuracy_samples=cfg.eval_samples)
     stage("served_eval")
 
     n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
@@ -158,7 +157,10 @@ def run(cfg: PuzzleConfig) -> dict:
         "bld_nmse_final_mean": sum(r.loss_final for r in bld) / max(len(bld), 1),
         "gkd_loss_first": history[0]["loss"] if history else None,
         "gkd_loss_last": history[-1]["loss"] if history else None,
-        "ffn_fusion": fusion, "stage_seconds": timings,
+        "ffn_fusion": fusion, "fused_child_dir": str(fused_dir) if fused_dir else None,
+        "fused_child_accuracy": served[2]["accuracy"] if fused_dir else None,
+        "fused_child_decode_tokens_per_s": round(served[2]["decode_tokens_per_s"], 1) if fused_dir else None,
+        "stage_seconds": timings,
         "architecture": [v.key(pcfg) for v in variants],
     }
     _log(f"params parent {summary['parent_params']:,} -> child {summary['child_params']:,}")
