@@ -1,109 +1,102 @@
-"""The chat format with the reasoning toggle, and prompt/response spans.
+"""The reasoning toggle and the per-checkpoint chat settings.
 
-Llama-3-style role headers. The toggle is the system prompt, exactly as Llama-Nemotron:
-`detailed thinking on` / `detailed thinking off`. In `on` mode the assistant content is
-`<think>...</think>` followed by the answer; in `off` mode it carries no think block.
+Conversations are rendered by the checkpoint's own chat template
+(`tokenizer.apply_chat_template`, see core.tokenization); this module knows no template's
+special tokens. What it owns is the reasoning convention of Llama-Nemotron: the toggle is
+the system prompt `detailed thinking on` / `detailed thinking off`, and in `on` mode the
+assistant content is `<think>...</think>` followed by the answer region.
 
-The same Jinja template is stored in the tokenizer (`chat_template`), so HF
-`apply_chat_template`, vLLM's chat API and `render()` here produce identical text and
-therefore identical token ids.
+The toggle texts, the think tags and where the toggle goes are `ChatSettings`, stored with
+the checkpoint (the `reforge_chat` key of its `tokenizer_config.json`, which
+`save_pretrained` keeps), so every stage that loads the tokenizer renders alike.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-BOS = "<|begin_of_text|>"
-START_HEADER = "<|start_header_id|>"
-END_HEADER = "<|end_header_id|>"
-EOT = "<|eot_id|>"
-PAD = "<|pad|>"
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
-SPECIAL_TOKENS = [BOS, START_HEADER, END_HEADER, EOT, PAD]
-# Think tags are ordinary (non-special) added tokens: they must survive decoding with
-# skip_special_tokens=True, which is what vLLM does by default.
-THINK_TOKENS = [THINK_OPEN, THINK_CLOSE]
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 SYSTEM_PROMPTS = {"on": "detailed thinking on", "off": "detailed thinking off"}
-
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
+# Default think tags; a checkpoint may name others (chat_settings(tok).think_open/close).
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+SETTINGS_KEY = "reforge_chat"  # the tokenizer_config.json key holding ChatSettings
+TOGGLE_PLACEMENTS = ("auto", "system", "user")
 
 
-def header(role: str) -> str:
-    return f"{START_HEADER}{role}{END_HEADER}\n\n"
+@dataclass(frozen=True)
+class ChatSettings:
+    """How the reasoning toggle and the think block are written for one checkpoint."""
+
+    toggle_placement: str = "auto"  # system | user (prepended to the first user turn) | auto (system if the template renders a system turn)
+    toggle_separator: str = "\n\n"  # between the toggle and the user text when placed in the user turn
+    system_prompts: dict[str, str] = field(default_factory=lambda: dict(SYSTEM_PROMPTS))  # mode -> toggle text
+    think_open: str = THINK_OPEN
+    think_close: str = THINK_CLOSE  # the answer region is everything after it
+
+    def __post_init__(self) -> None:
+        if self.toggle_placement not in TOGGLE_PLACEMENTS:
+            raise ValueError(f"chat.toggle_placement: expected one of {TOGGLE_PLACEMENTS}, "
+                             f"got {self.toggle_placement!r}")
+        if set(self.system_prompts) != set(SYSTEM_PROMPTS):
+            raise ValueError(f"chat.system_prompts: expected exactly the keys {sorted(SYSTEM_PROMPTS)}, "
+                             f"got {sorted(self.system_prompts)}")
+        if not self.think_open or not self.think_close:
+            raise ValueError("chat.think_open / chat.think_close must be non-empty")
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any], where: str = "chat") -> "ChatSettings":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**obj)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def with_system_prompt(messages: list[dict[str, str]], reasoning: str) -> list[dict[str, str]]:
+def chat_settings(tok) -> ChatSettings:
+    """The settings stored with this tokenizer's checkpoint, defaults for what it leaves out."""
+    stored = getattr(tok, "init_kwargs", {}).get(SETTINGS_KEY) or {}
+    return ChatSettings.from_dict(dict(stored), where=f"tokenizer_config.json '{SETTINGS_KEY}'")
+
+
+def set_chat_settings(tok, settings: ChatSettings) -> None:
+    """Attach settings to the tokenizer; `save_pretrained` writes them with the checkpoint."""
+    tok.init_kwargs[SETTINGS_KEY] = settings.to_dict()
+
+
+def with_system_prompt(messages: list[dict[str, str]], reasoning: str,
+                       settings: ChatSettings | None = None) -> list[dict[str, str]]:
     """Prepend the toggle as the only system content (the model card's rule: instructions
-    belong in the user turn). An existing system turn is replaced."""
-    if reasoning not in SYSTEM_PROMPTS:
+    belong in the user turn). An existing system turn is replaced. Templates without a
+    system role get it moved into the first user turn when rendered (core.tokenization)."""
+    prompts = (settings or ChatSettings()).system_prompts
+    if reasoning not in prompts:
         raise ValueError(f"reasoning must be 'on' or 'off', got {reasoning!r}")
     rest = [m for m in messages if m["role"] != "system"]
-    return [{"role": "system", "content": SYSTEM_PROMPTS[reasoning]}, *rest]
+    return [{"role": "system", "content": prompts[reasoning]}, *rest]
 
 
-def format_response(answer: str, reasoning: str, thought: str | None = None) -> str:
+def format_response(answer: str, reasoning: str, thought: str | None = None,
+                    settings: ChatSettings | None = None) -> str:
     """Assistant content for a mode: `<think>thought</think>answer` or just the answer."""
+    s = settings or ChatSettings()
     if reasoning == "on":
-        return f"{THINK_OPEN}{thought or ''}{THINK_CLOSE}{answer}"
+        return f"{s.think_open}{thought or ''}{s.think_close}{answer}"
     return answer
 
 
-@dataclass(frozen=True)
-class Span:
-    """Half-open character range [start, end) of one message's trainable text."""
-
-    start: int
-    end: int
-    role: str
-
-
-@dataclass(frozen=True)
-class Rendered:
-    text: str
-    spans: list[Span]  # one per message: content plus its closing <|eot_id|>
-
-    def response_spans(self) -> list[Span]:
-        return [s for s in self.spans if s.role == "assistant"]
-
-
-def render(messages: list[dict[str, str]], add_generation_prompt: bool = False) -> Rendered:
-    """Render exactly as CHAT_TEMPLATE does, recording where each message's content lies.
-
-    The span of a message covers its content and the `<|eot_id|>` that closes it, because
-    the model must learn to end its turn.
-    """
-    parts = [BOS]
-    pos = len(BOS)
-    spans = []
-    for m in messages:
-        h = header(m["role"])
-        parts.append(h)
-        pos += len(h)
-        body = m["content"] + EOT
-        parts.append(body)
-        spans.append(Span(pos, pos + len(body), m["role"]))
-        pos += len(body)
-    if add_generation_prompt:
-        parts.append(header("assistant"))
-    return Rendered("".join(parts), spans)
-
-
-def split_think(completion: str) -> tuple[str | None, str | None]:
+def split_think(completion: str, settings: ChatSettings | None = None) -> tuple[str | None, str | None]:
     """Split a completion into (thought, answer).
 
     thought is None when there is no think block; answer is None when a think block was
     opened but never closed (such a completion has no answer in `on` mode).
     """
-    if THINK_OPEN not in completion and THINK_CLOSE not in completion:
+    s = settings or ChatSettings()
+    if s.think_open not in completion and s.think_close not in completion:
         return None, completion
-    if THINK_CLOSE not in completion:
-        return completion.split(THINK_OPEN, 1)[-1], None
-    before, after = completion.split(THINK_CLOSE, 1)
-    return before.split(THINK_OPEN, 1)[-1], after
+    if s.think_close not in completion:
+        return completion.split(s.think_open, 1)[-1], None
+    before, after = completion.split(s.think_close, 1)
+    return before.split(s.think_open, 1)[-1], after

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.chat import THINK_CLOSE, THINK_OPEN, with_system_prompt
+from core.chat import chat_settings, with_system_prompt
 from core.data.loading import load_records
 from core.data.schema import RowError
 from core.tokenization import encode_prompt
@@ -99,7 +99,8 @@ def choice_requests(tokenizer, item: W2CItem, mode: str) -> tuple[list[list[int]
     """Token sequences (context + choice) and context lengths for `engine.prompt_logprobs`."""
     context = encode_prompt(tokenizer, prompt_messages(item, mode))
     if mode == "on":
-        context = context + tokenizer(THINK_OPEN + THINK_CLOSE, add_special_tokens=False)["input_ids"]
+        s = chat_settings(tokenizer)
+        context = context + tokenizer(s.think_open + s.think_close, add_special_tokens=False)["input_ids"]
     seqs = [context + tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices(item)]
     return seqs, [len(context)] * len(seqs)
 

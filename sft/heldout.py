@@ -3,7 +3,7 @@
 `score_completion(row, text)` is the single scoring boundary; it uses small local checks
 (boxed answer compared as a Fraction; code tests in a subprocess with a timeout) so SFT
 does not depend on `rewards/`. A completion in `on` mode must close its think block;
-the answer is read after `</think>`.
+the answer is read after the checkpoint's think-close tag (`</think>` by default).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 
-from core.chat import split_think, with_system_prompt
+from core.chat import ChatSettings, chat_settings, split_think, with_system_prompt
 from core.tokenization import encode_prompt
 
 CODE_BLOCK = re.compile(r"```(?:python)?\n(.*?)```", re.S)
@@ -40,8 +40,8 @@ def _fraction(s: str) -> Fraction | None:
         return None
 
 
-def answer_part(row: dict, text: str) -> str | None:
-    thought, answer = split_think(text)
+def answer_part(row: dict, text: str, settings: ChatSettings | None = None) -> str | None:
+    thought, answer = split_think(text, settings)
     if row.get("reasoning", "on") == "on" and thought is None:
         return None  # no think block in on mode
     return answer
@@ -56,9 +56,10 @@ def run_code(program: str, timeout: float = 5.0) -> bool:
     return proc.returncode == 0
 
 
-def score_completion(row: dict, completion_text: str) -> float:
-    """1.0 if the completion answers the row correctly in the row's mode, else 0.0."""
-    answer = answer_part(row, completion_text)
+def score_completion(row: dict, completion_text: str, settings: ChatSettings | None = None) -> float:
+    """1.0 if the completion answers the row correctly in the row's mode, else 0.0
+    (the think tags are the checkpoint's, `settings`; default `<think>`/`</think>`)."""
+    answer = answer_part(row, completion_text, settings)
     if answer is None:
         return 0.0
     reward = row["reward"]
@@ -91,11 +92,12 @@ def evaluate(engine, tok, rows: list[dict], max_tokens: int = 128) -> HeldoutRes
     from core.engines.base import SamplingSettings
 
     prompts = [encode_prompt(tok, with_system_prompt(r["messages"], r["reasoning"])) for r in rows]
+    settings = chat_settings(tok)
     outs = engine.generate(prompts, SamplingSettings(n=1, temperature=0.0, max_tokens=max_tokens))
     samples = []
     for c in outs:
         r = rows[c.prompt_index]
         samples.append({"id": r["id"], "mode": r["reasoning"], "domain": r["reward"]["type"],
                         "level": r.get("meta", {}).get("difficulty", 0),
-                        "score": score_completion(r, c.text), "text": c.text})
+                        "score": score_completion(r, c.text, settings), "text": c.text})
     return HeldoutResult(summarize(samples), samples)

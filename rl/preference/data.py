@@ -1,7 +1,11 @@
-"""Preference pairs from JSONL in three layouts, validated row by row, and their token ids.
+"""Preference pairs from JSONL in four layouts, validated row by row, and their token ids.
 
     reforge       {"prompt": [messages] | "text", "chosen": str, "rejected": str,
                    "chosen_reward"?: x, "rejected_reward"?: y, "reasoning"?: "on"|"off"}
+                  (TRL's explicit-prompt layout, with chosen/rejected as assistant message
+                  lists, is read the same way)
+    trl           TRL's implicit-prompt layout {"chosen": [messages], "rejected": [messages]}:
+                  two full conversations sharing every turn but the last assistant one
     nemo_aligner  {"prompt": "already templated text", "chosen_response", "rejected_response",
                    "chosen_reward"?, "rejected_reward"?}; When2Call's preference files use
                   the same keys with {"messages": [user], "tools": [...]} instead of "prompt"
@@ -10,9 +14,10 @@
 
 Missing rewards default to 1 (chosen) / 0 (rejected), as NeMo-Aligner does. A malformed row
 is reported as `file:line: reason` (core.data.loading). A message-list prompt is rendered
-with the chat template (with the reasoning toggle when the pair names a mode) and each
-response is closed with <|eot_id|>, exactly as SFT tokenized assistant turns; a text prompt
-is taken as already templated and its responses as written.
+with the checkpoint's chat template (with the reasoning toggle when the pair names a mode)
+and each response is tokenized as the template writes an assistant turn, end-of-turn token
+included, exactly as SFT's loss mask sees it; a text prompt is taken as already templated
+and its responses as written.
 """
 from __future__ import annotations
 
@@ -21,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.chat import EOT, with_system_prompt
+from core.chat import with_system_prompt
 from core.data.loading import LoadReport, load_records
 from core.data.schema import REASONING_MODES, ROLES, RowError
-from core.tokenization import encode_prompt
+from core.tokenization import encode_completion, encode_prompt
 from rl.preference.batch import PairBatch
 
-FORMATS = ("auto", "reforge", "nemo_aligner", "nemo_rl")
+FORMATS = ("auto", "reforge", "trl", "nemo_aligner", "nemo_rl")
 
 
 @dataclass
@@ -92,7 +97,7 @@ def _detect(obj: dict) -> str:
     if "chosen_response" in obj:
         return "nemo_aligner"
     if "chosen" in obj:
-        return "reforge"
+        return "reforge" if "prompt" in obj else "trl"
     raise RowError("cannot tell the layout: expected 'chosen' (reforge), 'chosen_response' (NeMo-Aligner) "
                    "or 'completions' (NeMo-RL)")
 
@@ -128,6 +133,14 @@ def validate_pair(obj: Any, default_id: str, fmt: str = "auto") -> PreferencePai
             prompt = messages
         chosen, rejected = _text(obj.get("chosen_response"), "chosen_response"), _text(obj.get("rejected_response"),
                                                                                          "rejected_response")
+    elif fmt == "trl":
+        chosen_conv, rejected_conv = _messages(obj.get("chosen"), "chosen"), _messages(obj.get("rejected"), "rejected")
+        if chosen_conv[-1]["role"] != "assistant" or rejected_conv[-1]["role"] != "assistant":
+            raise RowError("keys 'chosen'/'rejected': each conversation must end with the assistant turn")
+        if chosen_conv[:-1] != rejected_conv[:-1] or len(chosen_conv) < 2:
+            raise RowError("keys 'chosen'/'rejected': the two conversations must share every turn before the "
+                           "last assistant one (the implicit prompt)")
+        prompt, chosen, rejected = chosen_conv[:-1], chosen_conv[-1]["content"], rejected_conv[-1]["content"]
     elif fmt == "reforge":
         prompt = _prompt(obj.get("prompt"), "prompt")
         chosen, rejected = _text(obj.get("chosen"), "chosen"), _text(obj.get("rejected"), "rejected")
@@ -166,7 +179,7 @@ def encode_pairs(tok, pairs: list[PreferencePair], max_len: int) -> tuple[PairBa
         else:
             messages = with_system_prompt(p.prompt, p.reasoning) if p.reasoning else p.prompt
             prompt = encode_prompt(tok, messages)
-            chosen, rejected = _ids(tok, p.chosen + EOT), _ids(tok, p.rejected + EOT)
+            chosen, rejected = encode_completion(tok, messages, p.chosen), encode_completion(tok, messages, p.rejected)
         if len(prompt) + max(len(chosen), len(rejected)) > max_len:
             too_long.append(p.id)
             continue

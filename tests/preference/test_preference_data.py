@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from core.chat import EOT
 from core.data.loading import DataError
-from core.tokenization import encode_conversation
+from core.tokenization import encode_conversation, end_of_turn_ids
 from rl.preference.data import PreferencePair, encode_pairs, load_pairs, pair_kind
 from rl.preference.synthetic import if_pairs, math_pairs, prompt_rows
 from rl.preference.when2call import pairs_from_items, synthetic_items
@@ -70,7 +69,7 @@ def test_encoding_matches_the_sft_conversation_tokens(tiny_tokenizer):
                                                 *ROWS[0]["prompt"], {"role": "assistant", "content": "4"}])
     assert batch.prompts[0] + batch.chosen[0] == conv.input_ids
     assert len(batch.prompts[0]) == conv.prompt_len and not too_long
-    assert batch.chosen[0][-1] == tiny_tokenizer.convert_tokens_to_ids(EOT)
+    assert batch.chosen[0][-1:] == end_of_turn_ids(tiny_tokenizer)
     seqs, plens = batch.sequences()
     assert len(seqs) == 2 and plens == [conv.prompt_len] * 2  # chosen and rejected rows of one forward
     _, too_long = encode_pairs(tiny_tokenizer, [pair], max_len=5)
