@@ -23,9 +23,10 @@ SETTINGS_KEY = "reforge_chat"  # the tokenizer_config.json key holding ChatSetti
 TOGGLE_PLACEMENTS = ("auto", "system", "user")
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChatSettings:
-    """How the reasoning toggle and the think block are written for one checkpoint."""
+    """How the reasoning toggle and the think block are written for one checkpoint (also a
+    config section: `model.chat` in the SFT recipe writes it into the trained checkpoint)."""
 
     toggle_placement: str = "auto"  # system | user (prepended to the first user turn) | auto (system if the template renders a system turn)
     toggle_separator: str = "\n\n"  # between the toggle and the user text when placed in the user turn

@@ -21,7 +21,9 @@ def save_hf(model, tokenizer, out_dir: str | Path, state_dict: dict | None = Non
 
 
 def load_hf(model_dir: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu"):
-    """(model, tokenizer) from an HF directory, never touching the network."""
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
+    """(model, tokenizer) from an HF directory, never touching the network. Remote code is
+    the directory's own (e.g. a `nemotron-nas` checkpoint's modeling_decilm.py)."""
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True,
+                                                 trust_remote_code=True)
     tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     return model.to(device), tok

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
+from core.chat import ChatSettings
 from core.metrics import LoggingConfig
 from core.training import TrainConfig
 from sft.mixing import MixConfig
@@ -13,6 +15,9 @@ class ModelConfig:
     base: str = ""  # HF directory to fine-tune; empty = the embedded tiny model (built and cached)
     preset: str = "tiny"  # core.presets name used when base is empty
     attn_implementation: str = "sdpa"  # sdpa | eager (both take the packed block mask)
+    # toggle placement / texts and think tags, saved into the trained checkpoint's tokenizer;
+    # unset = keep the base checkpoint's (docs/your_own_model.md)
+    chat: Optional[ChatSettings] = None
 
 
 @dataclass

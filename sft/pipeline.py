@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from core.chat import ChatSettings, chat_settings, set_chat_settings
 from core.checkpoint import load_hf, save_hf
 from core.data.loading import load_rows
 from core.data.synth import code_rows, math_rows
@@ -44,7 +45,8 @@ def base_model_dir(cfg: SFTConfig) -> Path:
     return cached
 
 
-def train_rows(cfg: SFTConfig) -> list[dict]:
+def train_rows(cfg: SFTConfig, settings: ChatSettings | None = None) -> list[dict]:
+    """The configured files, or the synthetic set written with the checkpoint's think tags."""
     d = cfg.data
     if d.train_files:
         rows = []
@@ -53,7 +55,8 @@ def train_rows(cfg: SFTConfig) -> list[dict]:
             log0(report.summary(f))
             rows += [r.to_dict() for r in report.rows]
         return rows
-    return math_rows(d.synthetic_math, d.seed, levels=tuple(d.math_levels)) + code_rows(d.synthetic_code, d.seed)
+    return (math_rows(d.synthetic_math, d.seed, levels=tuple(d.math_levels), settings=settings)
+            + code_rows(d.synthetic_code, d.seed, settings=settings))
 
 
 def heldout_rows(cfg: SFTConfig, train: list[dict]) -> list[dict]:
@@ -112,9 +115,11 @@ def run_sft(cfg: SFTConfig) -> dict[str, Any]:
     if dist.is_distributed():
         torch.distributed.barrier()  # rank 0 may be building the cached base model
     model, tok = load_hf(base)
+    if cfg.model.chat is not None:
+        set_chat_settings(tok, cfg.model.chat)
     model.config._attn_implementation = cfg.model.attn_implementation
 
-    rows = train_rows(cfg)
+    rows = train_rows(cfg, chat_settings(tok))
     mixed, counts = mix(rows, cfg.data.mix)
     packed = pack_documents(encode_rows(tok, mixed), cfg.packing.pack_len, tok.pad_token_id)
     world = dist.world_size()

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from core.chat import format_response
+from core.chat import ChatSettings, format_response
 from core.data import code_tasks, math_tasks
 
 
 def math_rows(n: int, seed: int, modes: tuple[str, ...] = ("on", "off"), with_response: bool = True,
-              levels: tuple[int, ...] = (1, 2, 3, 4), split: str = "train") -> list[dict]:
+              levels: tuple[int, ...] = (1, 2, 3, 4), split: str = "train",
+              settings: ChatSettings | None = None) -> list[dict]:
+    """`settings`: the checkpoint's think tags for `on` responses (default `<think>`)."""
     rows = []
     for i, p in enumerate(math_tasks.generate(n, seed, levels)):
         for mode in modes:
             messages = [{"role": "user", "content": p.question}]
             if with_response:
-                content = format_response(math_tasks.final_answer(p), mode, math_tasks.thought(p))
+                content = format_response(math_tasks.final_answer(p), mode, math_tasks.thought(p), settings)
                 messages.append({"role": "assistant", "content": content})
             rows.append({
                 "id": f"math-{split}-{seed}-{i}-{mode}",
@@ -31,14 +33,14 @@ def math_rows(n: int, seed: int, modes: tuple[str, ...] = ("on", "off"), with_re
 
 
 def code_rows(n: int, seed: int, modes: tuple[str, ...] = ("on", "off"), with_response: bool = True,
-              split: str = "train") -> list[dict]:
+              split: str = "train", settings: ChatSettings | None = None) -> list[dict]:
     rows = []
     for i, p in enumerate(code_tasks.generate(n, seed)):
         for mode in modes:
             messages = [{"role": "user", "content": p.question}]
             if with_response:
                 messages.append({"role": "assistant",
-                                 "content": format_response(code_tasks.answer_block(p), mode, p.plan)})
+                                 "content": format_response(code_tasks.answer_block(p), mode, p.plan, settings)})
             rows.append({
                 "id": f"code-{split}-{seed}-{i}-{mode}",
                 "messages": messages,

@@ -174,7 +174,10 @@ class DeciLMPreTrainedModel(PreTrainedModel):
 
 def causal_mask(attention_mask: torch.Tensor | None, q_len: int, kv_len: int, batch: int,
                 dtype: torch.dtype, device) -> torch.Tensor:
-    """Additive (B, 1, q_len, kv_len) mask: causal, plus padding from a 2D attention mask."""
+    """Additive (B, 1, q_len, kv_len) mask: causal, plus padding from a 2D attention mask.
+    A 4D additive mask (packed SFT rows' block-diagonal mask) is taken as given."""
+    if attention_mask is not None and attention_mask.dim() == 4:
+        return attention_mask.to(dtype)
     past = kv_len - q_len
     qi = torch.arange(q_len, device=device)[:, None] + past
     allowed = torch.arange(kv_len, device=device)[None, :] <= qi
