@@ -56,6 +56,33 @@ def micro_batches(lengths: list[int], max_sequences: int, max_tokens: int = 0) -
     return chunks
 
 
+def shard_batch(batch: RolloutBatch, world: int) -> list[RolloutBatch]:
+    """Equal shards, one per rank (sharded ranks must run the same collectives).
+
+    A batch that does not divide by `world` is padded with copies of its last sample whose
+    loss mask is all zero: they run through the model like any row but add nothing to the
+    loss, the gradients or the token counts, so no sample is dropped and none counts twice.
+    Rank r gets rows r, r + world, ... (the padding lands at the end of the last shards).
+    """
+    n = len(batch)
+    if n == 0:
+        raise ValueError("cannot shard an empty batch")
+    pad = (-n) % world
+    padded = batch.select(list(range(n)) + [n - 1] * pad)
+    masks = padded.loss_masks or [[1] * r for r in padded.response_lens()]
+    padded.loss_masks = masks[:n] + [[0] * len(m) for m in masks[n:]]
+    return [padded.select(list(range(r, n + pad, world))) for r in range(world)]
+
+
+def unshard(parts: list[list], n: int) -> list:
+    """Per-row results of `shard_batch`'s shards back in batch order, padding dropped."""
+    world = len(parts)
+    out: list = [None] * sum(len(p) for p in parts)
+    for r, part in enumerate(parts):
+        out[r::world] = part
+    return out[:n]
+
+
 def pad_right(rows: list[list[float]], width: int, value: float = 0.0, dtype=torch.float32) -> torch.Tensor:
     out = torch.full((len(rows), width), value, dtype=dtype)
     for i, r in enumerate(rows):
@@ -71,6 +98,21 @@ class ModelInputs:
     response_mask: torch.Tensor  # [B, R] 1 on real response tokens
     prompt_lens: list[int]
 
+    def to(self, device: torch.device | str) -> "ModelInputs":
+        """The same inputs on `device` (the policy worker moves them once, at its boundary)."""
+        return ModelInputs(self.input_ids.to(device), self.attention_mask.to(device), self.targets.to(device),
+                           self.response_mask.to(device), self.prompt_lens)
+
+    def response_positions(self) -> torch.Tensor:
+        """[B, R]: the position whose logits predict each response token.
+
+        Position t's logits predict token t+1, so response token j (at p + j) is predicted at
+        p + j - 1 (clamped into the row for padding past its end).
+        """
+        width, rwidth = self.input_ids.shape[1], self.targets.shape[1]
+        offsets = torch.arange(rwidth, device=self.targets.device)
+        return torch.stack([(p - 1 + offsets).clamp(max=width - 1) for p in self.prompt_lens])
+
 
 def model_inputs(sequences: list[list[int]], prompt_lens: list[int], pad_id: int) -> ModelInputs:
     width = max(len(s) for s in sequences)
@@ -82,14 +124,3 @@ def model_inputs(sequences: list[list[int]], prompt_lens: list[int], pad_id: int
     rmask = pad_right([[1.0] * n for n in rlens], rwidth, 0.0)
     return ModelInputs(ids, attn, targets, rmask, list(prompt_lens))
 
-
-def response_logits(logits: torch.Tensor, prompt_lens: list[int], rwidth: int) -> torch.Tensor:
-    """Gather, per row, the logits that predict each response token ([B, R, V]).
-
-    Position t's logits predict token t+1, so response token j (at p + j) is predicted at
-    p + j - 1.
-    """
-    b, length, _ = logits.shape
-    offsets = torch.arange(rwidth)
-    index = torch.stack([(p - 1 + offsets).clamp(max=length - 1) for p in prompt_lens])
-    return logits.gather(1, index[:, :, None].expand(b, rwidth, logits.shape[-1]))

@@ -22,6 +22,21 @@ class PolicyLossConfig:
     tis_cap: float | None = None  # truncated importance sampling cap; None = off
 
 
+@dataclass(frozen=True)
+class ClippedPolicyLoss:
+    """GRPO's objective as the policy worker takes it: the config plus the normalisers of
+    the *global* batch (every rank and micro-batch divides by the same counts)."""
+
+    cfg: PolicyLossConfig
+    token_normalizer: float  # loss tokens in the global batch (token_mean)
+    seq_normalizer: float  # sequences in the global batch (seq_mean)
+
+    @classmethod
+    def for_batch(cls, cfg: PolicyLossConfig, loss_masks: list[list[int]]) -> "ClippedPolicyLoss":
+        """Normalisers counted on the whole, unpadded batch (before `shard_batch`)."""
+        return cls(cfg, float(sum(sum(m) for m in loss_masks)) or 1.0, float(len(loss_masks)) or 1.0)
+
+
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Schulman's k3 estimator of KL(pi || ref) per token: r - log r - 1 with r = ref/pi.
     Non-negative and unbiased when tokens are sampled from pi."""

@@ -1,127 +1,179 @@
-"""PolicyWorker: one rank of the trainable policy (and its frozen reference).
+"""PolicyWorker: one rank of the trainable policy and its frozen references.
 
-A plain class; `rl.actors` hosts it in a Ray actor. Ranks join one process group
-(FSDP2 over gloo on CPU / NCCL on GPU, or DeepSpeed ZeRO) through the environment the
-actor group sets; each rank receives its shard of every batch.
+A plain class (torch + transformers only; `rl.actors` hosts it in a Ray actor). Ranks join
+one process group (FSDP2 over gloo on CPU / NCCL on GPU, or DeepSpeed ZeRO) through the
+environment; each rank receives its shard of every batch (`rl.batch.shard_batch`).
+
+The interface is two calls: `train(batch, loss)`, where the loss object (a
+`ClippedPolicyLoss` for GRPO, a `PairLoss` for the preference objectives) carries its
+global normalisers, and `logprobs(batch, model)` for the policy or a named frozen reference.
+
+Memory: the model is built on the meta device, sharded, and each rank reads only its slice
+of the weights (`core.training.materialize`); references are sharded on the same mesh.
+Device placement: inputs are built on the CPU and moved once, at this class's boundary, to
+the device the backend placed the model on; results come back as Python lists.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from torch import nn
+from transformers import AutoTokenizer
 
 from core.checkpoint import load_hf
 from core.seed import seed_everything
-from core.training import TrainConfig, build_backend
-from rl.batch import RolloutBatch, micro_batches, model_inputs, pad_right, response_logits
+from core.training import TrainConfig, build_backend, dist
+from core.training.materialize import meta_model
+from rl.batch import RolloutBatch, micro_batches, model_inputs, pad_right
+from rl.logprobs import DEFAULT_CHUNK_TOKENS, response_logprobs
 from rl.lora import adapters_disabled, base_model, check_adapter, merged_state_dict
-from rl.losses import PolicyLossConfig, policy_loss
+from rl.losses import ClippedPolicyLoss, PolicyLossConfig, policy_loss
 from rl.preference import worker as preference
 from rl.preference.batch import PairBatch
-from rl.preference.losses import PreferenceLossConfig
+from rl.preference.losses import PairLoss, PreferenceLossConfig
 from sft.adapters import apply_adapter
 from sft.config import AdapterConfig
 
-
-def _logprobs_and_entropy(model, sequences, prompt_lens, pad_id) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x = model_inputs(sequences, prompt_lens, pad_id)
-    logits = model(input_ids=x.input_ids, attention_mask=x.attention_mask).logits.float()
-    resp = response_logits(logits, x.prompt_lens, x.targets.shape[1])
-    logp_all = F.log_softmax(resp, dim=-1)
-    logp = logp_all.gather(-1, x.targets[:, :, None])[:, :, 0]
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy, x.response_mask
+POLICY, REFERENCE, PREFERENCE = "policy", "reference", "preference"
 
 
 class PolicyWorker:
     def __init__(self, model_dir: str, train: TrainConfig, rank: int = 0, world_size: int = 1,
                  master_addr: str = "127.0.0.1", master_port: int = 29500, keep_reference: bool = True,
-                 micro_batch_size: int = 64, micro_batch_tokens: int = 0, adapter: AdapterConfig | None = None):
+                 micro_batch_size: int = 64, micro_batch_tokens: int = 0, adapter: AdapterConfig | None = None,
+                 reference_dir: str | None = None, logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS):
+        """`reference_dir` (default `model_dir`): the KL anchor's weights. A resumed run passes
+        the starting model here, so the reference never moves with the policy."""
         os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": "0",
                            "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port)})
         seed_everything(train.seed)
         self.adapter = adapter or AdapterConfig()
         check_adapter(self.adapter)
-        model, self.tokenizer = load_hf(model_dir)
-        self.reference = None
-        if self.adapter.method == "lora":
-            model = apply_adapter(model, self.adapter)  # the reference is this model with adapters off
-        elif keep_reference:
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
-        self.backend = build_backend(train, model)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.pad_id = self.tokenizer.pad_token_id
         self.rank, self.world_size = rank, world_size
         self.micro_batch_size, self.micro_batch_tokens = micro_batch_size, micro_batch_tokens
-        self.pad_id = self.tokenizer.pad_token_id
+        self.chunk_tokens = logprob_chunk_tokens
+        self.references: dict[str, nn.Module] = {}
+        if self.adapter.method == "lora" or train.backend == "deepspeed":
+            # peft and DeepSpeed wrap a built model; the LoRA reference is this model, adapters off
+            model, _ = load_hf(model_dir)
+            if self.adapter.method == "lora":
+                model = apply_adapter(model, self.adapter)
+            self.backend = build_backend(train, model)
+        else:
+            self.backend = build_backend(train, meta_model(model_dir), weights=model_dir)
+        if keep_reference and self.adapter.method != "lora":
+            self.references[REFERENCE] = self.backend.frozen(meta_model(reference_dir or model_dir),
+                                                             weights=reference_dir or model_dir)
+        self.device = dist.device()
+
+    # ---- the interface ----------------------------------------------------------------
+    @torch.no_grad()
+    def logprobs(self, batch: RolloutBatch | PairBatch, model: str | bool = POLICY) -> Any:
+        """Log-probs under the policy or a frozen reference (`reference`: the KL anchor,
+        `preference`: the snapshot `snapshot_reference` took). A RolloutBatch gives per
+        response token lists; a PairBatch gives (chosen sums, rejected sums)."""
+        module, context = self._model(model)
+        with context:
+            if isinstance(batch, PairBatch):
+                return preference.pair_logprobs(module, batch, self.pad_id, self.micro_batch_size)
+            out: list[list[float]] = [[] for _ in range(len(batch))]
+            for idx in self._chunks(batch):
+                sub = batch.select(idx)
+                logp, _, _ = self._forward(module, sub)
+                for i, row, n in zip(idx, logp.cpu(), sub.response_lens()):
+                    out[i] = row[:n].tolist()
+        return out
+
+    def train(self, batch: RolloutBatch | PairBatch, loss: ClippedPolicyLoss | PairLoss) -> dict[str, float]:
+        """One optimizer step over this rank's shard; the loss's normalisers count the global batch.
+        Statistics: GRPO's are token-weighted means plus `tokens`; preference ones are sums plus `pairs`."""
+        if isinstance(loss, ClippedPolicyLoss) and isinstance(batch, RolloutBatch):
+            return self._train_policy(batch, loss)
+        if isinstance(loss, PairLoss) and isinstance(batch, PairBatch):
+            return preference.preference_train_step(self.backend, batch, loss.cfg, self.pad_id,
+                                                    self.micro_batch_size, loss.pair_normalizer)
+        raise TypeError(f"no training step for a {type(batch).__name__} with a {type(loss).__name__}")
+
+    def snapshot_reference(self, name: str = PREFERENCE) -> None:
+        """The named reference becomes a frozen copy of the current policy, sharded like it
+        (no gather: each rank copies its own shard). The KL anchor `reference` cannot be moved."""
+        if name in (POLICY, REFERENCE):
+            raise ValueError(f"{name!r} is not a snapshot name: the policy and the KL anchor never move")
+        self.references[name] = preference.reference_copy(self.backend)
+
+    # ---- helpers ----------------------------------------------------------------------
+    def _model(self, name: str | bool) -> tuple[nn.Module, Any]:
+        if isinstance(name, bool):  # rl.actors.PolicyGroup's `logprobs(batch, reference)`
+            name = REFERENCE if name else POLICY
+        if name == POLICY:
+            return self.backend.model, contextlib.nullcontext()
+        if name == REFERENCE and self.adapter.method == "lora":
+            return self.backend.model, adapters_disabled(self.backend.model, self.adapter)
+        if name not in self.references:
+            raise KeyError(f"no model {name!r} on this worker (have: {[POLICY, *self.references]}); "
+                           "GRPO keeps `reference` when kl_coef > 0, `snapshot_reference` makes others")
+        return self.references[name], contextlib.nullcontext()
 
     def _chunks(self, batch: RolloutBatch) -> list[list[int]]:
         return micro_batches([len(s) for s in batch.sequences], self.micro_batch_size, self.micro_batch_tokens)
 
-    @torch.no_grad()
-    def logprobs(self, batch: RolloutBatch, reference: bool = False) -> list[list[float]]:
-        """Per response token logprobs under the current policy (or the frozen reference)."""
-        model = self.reference if reference and self.adapter.method != "lora" else self.backend.model
-        out: list[list[float]] = [[] for _ in range(len(batch))]
-        with adapters_disabled(model, self.adapter) if reference else contextlib.nullcontext():
-            for idx in self._chunks(batch):
-                sub = batch.select(idx)
-                logp, _, _ = _logprobs_and_entropy(model, sub.sequences, sub.prompt_lens, self.pad_id)
-                for i, row, n in zip(idx, logp, sub.response_lens()):
-                    out[i] = row[:n].tolist()
-        return out
+    def _forward(self, module: nn.Module, sub: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log-prob, entropy, response mask), [B, R] on the device; inputs moved here, once."""
+        x = model_inputs(sub.sequences, sub.prompt_lens, self.pad_id).to(self.device)
+        logp, entropy = response_logprobs(module, x, self.chunk_tokens)
+        return logp, entropy, x.response_mask
 
-    def train_step(self, batch: RolloutBatch, loss_cfg: PolicyLossConfig, token_normalizer: float,
-                   seq_normalizer: float) -> dict[str, float]:
-        """One optimizer step over this rank's shard; normalizers count the *global* batch."""
+    def _rows(self, rows: list[list[float]], width: int) -> torch.Tensor | None:
+        return pad_right(rows, width).to(self.device) if rows else None
+
+    def _train_policy(self, batch: RolloutBatch, loss_obj: ClippedPolicyLoss) -> dict[str, float]:
         self.backend.model.train()
-        totals: dict[str, float] = {"loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "kl": 0.0, "ratio_mean": 0.0}
+        totals = {"loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "kl": 0.0, "ratio_mean": 0.0}
         tokens = 0.0
         for idx in self._chunks(batch):
             sub = batch.select(idx)
-            logp, entropy, rmask = _logprobs_and_entropy(self.backend.model, sub.sequences, sub.prompt_lens, self.pad_id)
+            logp, entropy, rmask = self._forward(self.backend.model, sub)
             width = logp.shape[1]
-            mask = pad_right(sub.loss_masks, width) * rmask
+            mask = self._rows(sub.loss_masks, width) * rmask if sub.loss_masks else rmask
             loss, stats = policy_loss(
-                logp, pad_right(sub.old_logprobs, width), torch.tensor(sub.advantages, dtype=torch.float32), mask,
-                loss_cfg, ref_logp=pad_right(sub.ref_logprobs, width) if sub.ref_logprobs else None,
-                generator_logp=pad_right(sub.generator_logprobs, width) if sub.generator_logprobs else None,
-                token_normalizer=token_normalizer, seq_normalizer=seq_normalizer)
+                logp, self._rows(sub.old_logprobs, width), torch.tensor(sub.advantages, device=self.device), mask,
+                loss_obj.cfg, ref_logp=self._rows(sub.ref_logprobs, width),
+                generator_logp=self._rows(sub.generator_logprobs, width),
+                token_normalizer=loss_obj.token_normalizer, seq_normalizer=loss_obj.seq_normalizer)
             self.backend.backward(loss)
             n = float(mask.sum())
             tokens += n
             totals["loss"] += float(loss)
-            totals["entropy"] += float((entropy.detach() * mask).sum())
+            totals["entropy"] += float((entropy * mask).sum())
             for k in ("clip_fraction", "kl", "ratio_mean"):
                 totals[k] += stats[k] * n
         step = self.backend.optimizer_step()
         denom = max(tokens, 1.0)
-        return {"loss": totals["loss"], "tokens": tokens, "entropy": totals["entropy"] / denom,
-                "clip_fraction": totals["clip_fraction"] / denom, "kl": totals["kl"] / denom,
-                "ratio_mean": totals["ratio_mean"] / denom, **step}
+        return {"loss": totals["loss"], "tokens": tokens, **{k: totals[k] / denom for k in totals if k != "loss"},
+                **step}
 
-    # ---- preference stage (rl.preference) ---------------------------------------------
-    def reset_preference_reference(self) -> None:
-        """The preference reference becomes a frozen copy of the current policy (collective).
-        Kept apart from `reference` so GRPO's KL anchor is never moved."""
-        self.preference_reference = preference.reference_copy(self.backend)
-
-    def sequence_logprobs(self, batch: PairBatch, reference: bool = False) -> tuple[list[float], list[float]]:
-        """Summed log-probs of each pair's chosen and rejected response."""
-        model = getattr(self, "preference_reference", None) if reference else self.backend.model
-        if model is None:
-            raise RuntimeError("no preference reference: call reset_preference_reference() first")
-        return preference.pair_logprobs(model, batch, self.pad_id, self.micro_batch_size)
+    # ---- the names rl.actors.PolicyGroup calls (thin: each is one `train`/`logprobs` call) -----
+    def train_step(self, batch: RolloutBatch, loss_cfg: PolicyLossConfig, token_normalizer: float,
+                   seq_normalizer: float) -> dict[str, float]:
+        return self.train(batch, ClippedPolicyLoss(loss_cfg, token_normalizer, seq_normalizer))
 
     def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig,
                         pair_normalizer: float | None = None) -> dict[str, float]:
-        """One optimizer step on this rank's pairs; statistics are sums (see merge_step_stats)."""
-        return preference.preference_train_step(self.backend, batch, loss_cfg, self.pad_id, self.micro_batch_size,
-                                                 pair_normalizer or float(len(batch)))
+        return self.train(batch, PairLoss(loss_cfg, pair_normalizer or float(len(batch))))
 
+    def sequence_logprobs(self, batch: PairBatch, reference: bool = False) -> tuple[list[float], list[float]]:
+        return self.logprobs(batch, PREFERENCE if reference else POLICY)
+
+    def reset_preference_reference(self) -> None:
+        self.snapshot_reference(PREFERENCE)
+
+    # ---- weights out (gathers) and resume state ---------------------------------------
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """Gathered HF-named weights, adapters merged (collective: every rank calls it; rank 0 uses it)."""
         state = self.backend.full_state_dict()
@@ -179,9 +231,9 @@ class PolicyWorker:
     def save_state(self, directory: str) -> None:
         from core.seed import rng_state
 
+        Path(directory).mkdir(parents=True, exist_ok=True)
         self.backend.save_state(directory)
-        if self.rank == 0:
-            torch.save(rng_state(), Path(directory) / f"rng_rank{self.rank}.pt")
+        torch.save(rng_state(), Path(directory) / f"rng_rank{self.rank}.pt")
 
     def load_state(self, directory: str) -> None:
         from core.seed import set_rng_state

@@ -61,8 +61,11 @@ class GRPOTrainer:
 
     # ---- setup ---------------------------------------------------------------------------
     def _start_actors(self, weights_dir: str) -> None:
+        """Generators start from `weights_dir` (the checkpoint's export on resume). The policy
+        always starts from the starting model, so its KL reference stays anchored there; on
+        resume `load_state` then restores the policy's own weights and optimizer."""
         cfg = self.cfg
-        self.policy = PolicyGroup(weights_dir, cfg.train, cfg.placement, keep_reference=cfg.algorithm.kl_coef > 0,
+        self.policy = PolicyGroup(cfg.model, cfg.train, cfg.placement, keep_reference=cfg.algorithm.kl_coef > 0,
                                   micro_batch_size=cfg.algorithm.micro_batch_size,
                                   micro_batch_tokens=cfg.algorithm.micro_batch_tokens, adapter=cfg.adapter)
         self.generators = GeneratorGroup(weights_dir, cfg.generator, cfg.placement, seed=cfg.seed)

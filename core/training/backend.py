@@ -2,7 +2,7 @@
 
 Callers (the SFT trainer, GRPO policy workers, NAS distillation) do
 
-    backend = build_backend(cfg, model)
+    backend = build_backend(cfg, model)           # or meta_model(dir) + weights=dir: sharded load
     out = backend.model(input_ids=...)            # forward, on every rank
     backend.backward(local_token_loss_sum / global_token_count)
     ...                                           # grad_accum micro-batches
@@ -24,6 +24,7 @@ from torch import nn
 
 from core.training import dist
 from core.training.config import TrainConfig
+from core.training.materialize import is_meta, load_weights, materialize
 from core.training.schedule import lr_lambda
 
 BACKENDS = ("none", "fsdp2", "deepspeed")
@@ -53,18 +54,47 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
 
 
+def check_weights(model: nn.Module, weights: str | Path | None) -> None:
+    """A trained model is either built, or on the meta device with `weights` to load."""
+    if is_meta(model) and weights is None:
+        raise ValueError("a meta-device model needs `weights` (an HF directory) to load")
+    if not is_meta(model) and weights is not None:
+        raise ValueError("`weights` is for meta-device models; this one is already built")
+
+
+def place(model: nn.Module, device: torch.device, weights: str | Path | None) -> nn.Module:
+    """Move a built model to `device`; or allocate a meta-device one there and load `weights`
+    (without `weights` its storage is left uninitialised, for the caller to fill)."""
+    if not is_meta(model):
+        return model.to(device)
+    materialize(model, device)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
 class TrainingBackend:
     """A single process with a plain module (backend `none`, or any backend at world size 1)."""
 
-    def __init__(self, cfg: TrainConfig, model: nn.Module):
+    def __init__(self, cfg: TrainConfig, model: nn.Module, weights: str | Path | None = None):
         self.cfg = cfg
         self.world_size = dist.world_size()
         self.rank = dist.rank()
-        self.model = model.to(dist.device())
-        if cfg.dtype == "bfloat16":
+        check_weights(model, weights)
+        self.model = self._autocast(place(model, dist.device(), weights))
+        self.optimizer, self.scheduler = make_optimizer(self.model, cfg)
+
+    def _autocast(self, model: nn.Module) -> nn.Module:
+        if self.cfg.dtype == "bfloat16":
             # fp32 master weights, bf16 compute
             model.forward = torch.autocast(dist.device().type, dtype=torch.bfloat16)(model.forward)
-        self.optimizer, self.scheduler = make_optimizer(self.model, cfg)
+        return model
+
+    def frozen(self, model: nn.Module, weights: str | Path | None = None) -> nn.Module:
+        """Place a module that is never trained (a reference model) the way the trained one is
+        placed: same device and compute dtype here, sharded on the same mesh under FSDP2. A
+        meta-device module is loaded from `weights`, or left uninitialised for the caller."""
+        return self._autocast(place(model, dist.device(), weights)).eval().requires_grad_(False)
 
     def global_count(self, local_count: float) -> float:
         """A count (loss tokens) summed over every rank."""
@@ -113,17 +143,23 @@ class TrainingBackend:
         self.load_state_dict(state)
 
 
-def build_backend(cfg: TrainConfig, model: nn.Module) -> TrainingBackend:
-    """Wrap `model` for the configured backend; joins the process group from the environment."""
+def build_backend(cfg: TrainConfig, model: nn.Module, weights: str | Path | None = None) -> TrainingBackend:
+    """Wrap `model` for the configured backend; joins the process group from the environment.
+
+    `model` is either built (weights in it) or on the meta device (`materialize.meta_model`),
+    in which case each rank allocates its shard and reads its part of the HF directory `weights`.
+    """
     if cfg.backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {cfg.backend!r}")
     if cfg.backend == "deepspeed":
         from core.training.deepspeed_backend import DeepSpeedBackend
 
+        if weights is not None or is_meta(model):
+            raise ValueError("the deepspeed backend takes a built model (no meta-device init)")
         return DeepSpeedBackend(cfg, model)
     distributed = dist.init_from_env()
     if cfg.backend == "fsdp2" and distributed:
         from core.training.fsdp import FSDP2Backend
 
-        return FSDP2Backend(cfg, model)
-    return TrainingBackend(cfg, model)
+        return FSDP2Backend(cfg, model, weights)
+    return TrainingBackend(cfg, model, weights)

@@ -1,6 +1,7 @@
 """torch FSDP2: `fully_shard` each decoder layer, then the root (gloo on CPU, NCCL on GPU)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,8 +12,10 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from core.training import dist
-from core.training.backend import TrainingBackend, decoder_layers, dtype_of, make_optimizer
+from core.training.backend import (TrainingBackend, check_weights, decoder_layers, dtype_of, make_optimizer,
+                                   place)
 from core.training.config import TrainConfig
+from core.training.materialize import is_meta
 
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
@@ -21,19 +24,30 @@ class FSDP2Backend(TrainingBackend):
     """Parameters, gradients and optimizer state sharded over ranks; bf16 compute with fp32
     reductions when `dtype=bfloat16`. Full state dicts are gathered to rank 0 (empty on others)."""
 
-    def __init__(self, cfg: TrainConfig, model: nn.Module):
+    def __init__(self, cfg: TrainConfig, model: nn.Module, weights: str | Path | None = None):
         self.cfg = cfg
         self.world_size = dist.world_size()
         self.rank = dist.rank()
-        dev = dist.device()
-        mesh = init_device_mesh(dev.type, (self.world_size,))
-        mp = MixedPrecisionPolicy(param_dtype=dtype_of(cfg.dtype), reduce_dtype=torch.float32)
-        model = model.to(dev)
+        self.mesh = init_device_mesh(dist.device().type, (self.world_size,))
+        check_weights(model, weights)
+        self.model = self._shard(model, weights)
+        self.optimizer, self.scheduler = make_optimizer(self.model, cfg)
+
+    def _shard(self, model: nn.Module, weights: str | Path | None) -> nn.Module:
+        """fully_shard each decoder layer, then the root; a built model is sharded where it
+        lives, a meta-device one is then allocated shard by shard (and loaded from `weights`)."""
+        meta = is_meta(model)
+        if not meta:
+            model = model.to(dist.device())
+        mp = MixedPrecisionPolicy(param_dtype=dtype_of(self.cfg.dtype), reduce_dtype=torch.float32)
         for layer in decoder_layers(model):
-            fully_shard(layer, mesh=mesh, mp_policy=mp)
-        fully_shard(model, mesh=mesh, mp_policy=mp)
-        self.model = model
-        self.optimizer, self.scheduler = make_optimizer(model, cfg)
+            fully_shard(layer, mesh=self.mesh, mp_policy=mp)
+        fully_shard(model, mesh=self.mesh, mp_policy=mp)
+        return place(model, dist.device(), weights) if meta else model
+
+    def frozen(self, model: nn.Module, weights: str | Path | None = None) -> nn.Module:
+        """Sharded on the policy's mesh: a reference costs 1/world of its weights per rank."""
+        return self._shard(model, weights).eval().requires_grad_(False)
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         return get_model_state_dict(self.model, options=_FULL)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rl.batch import model_inputs, response_logits
+from rl.batch import model_inputs
+from rl.logprobs import model_device, response_logprobs
 
 
 @dataclass
@@ -24,6 +25,7 @@ class PairBatch:
     ref_chosen: list[float] = field(default_factory=list)
     ref_rejected: list[float] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  # per pair, e.g. math-on / if / tool (per-kind accuracy)
+    weights: list[float] = field(default_factory=list)  # per pair loss weight; empty = all 1 (0 = shard padding)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -33,14 +35,18 @@ class PairBatch:
             return [xs[i] for i in idx] if xs else []
 
         return PairBatch(pick(self.prompts), pick(self.chosen), pick(self.rejected), pick(self.chosen_rewards),
-                         pick(self.rejected_rewards), pick(self.ref_chosen), pick(self.ref_rejected), pick(self.kinds))
+                         pick(self.rejected_rewards), pick(self.ref_chosen), pick(self.ref_rejected), pick(self.kinds),
+                         pick(self.weights))
+
+    def pair_weights(self) -> torch.Tensor:
+        return torch.tensor(self.weights or [1.0] * len(self), dtype=torch.float32)
 
     @staticmethod
     def concat(batches: list["PairBatch"]) -> "PairBatch":
         out = PairBatch([], [], [], [], [])
         for b in batches:
             for name in ("prompts", "chosen", "rejected", "chosen_rewards", "rejected_rewards", "ref_chosen",
-                         "ref_rejected", "kinds"):
+                         "ref_rejected", "kinds", "weights"):
                 getattr(out, name).extend(getattr(b, name))
         return out
 
@@ -48,6 +54,18 @@ class PairBatch:
         """[chosen rows..., rejected rows...] as full sequences, with their prompt lengths."""
         seqs = [p + c for p, c in zip(self.prompts, self.chosen)] + [p + r for p, r in zip(self.prompts, self.rejected)]
         return seqs, [len(p) for p in self.prompts] * 2
+
+
+def shard_pairs(batch: PairBatch, world: int) -> list[PairBatch]:
+    """Equal shards, one per rank; a batch that does not divide is padded with copies of its
+    last pair at weight 0 (they run like any pair and add nothing), never truncated."""
+    n = len(batch)
+    if n == 0:
+        raise ValueError("cannot shard an empty batch")
+    pad = (-n) % world
+    padded = batch.select(list(range(n)) + [n - 1] * pad)
+    padded.weights = (batch.weights or [1.0] * n) + [0.0] * pad
+    return [padded.select(list(range(r, n + pad, world))) for r in range(world)]
 
 
 def unique_sequences(batch: PairBatch) -> tuple[list[list[int]], list[int], list[int], list[int]]:
@@ -82,9 +100,8 @@ def sequence_logprob_sums(model, batch: PairBatch, pad_id: int) -> tuple[torch.T
 
 def response_logprob_sums(model, seqs: list[list[int]], plens: list[int], pad_id: int
                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Σ log π over each sequence's response tokens (after its prompt length) and the token counts."""
-    x = model_inputs(seqs, plens, pad_id)
-    logits = model(input_ids=x.input_ids, attention_mask=x.attention_mask).logits.float()
-    resp = response_logits(logits, x.prompt_lens, x.targets.shape[1])
-    logp = resp.gather(-1, x.targets[:, :, None])[:, :, 0] - torch.logsumexp(resp, dim=-1)
+    """Σ log π over each sequence's response tokens (after its prompt length) and the token
+    counts, on the model's device (inputs moved there once; logits chunked, see rl.logprobs)."""
+    x = model_inputs(seqs, plens, pad_id).to(model_device(model))
+    logp, _ = response_logprobs(model, x)
     return (logp * x.response_mask).sum(1), x.response_mask.sum(1)

@@ -52,6 +52,15 @@ class PreferenceLossConfig:
         return self.preference_loss not in REFERENCE_FREE
 
 
+@dataclass(frozen=True)
+class PairLoss:
+    """A preference objective as the policy worker takes it: the config plus the number of
+    real pairs in the *global* batch (each rank divides its weighted pair-loss sum by it)."""
+
+    cfg: PreferenceLossConfig
+    pair_normalizer: float
+
+
 @dataclass
 class PairLogprobs:
     """Per-pair tensors [B]. Reference sums may be None for reference-free losses."""
@@ -74,13 +83,18 @@ class PreferenceLossOutput:
     chosen_reward: torch.Tensor  # [B] implicit rewards (detached)
     rejected_reward: torch.Tensor
 
-    def stats(self) -> dict[str, float]:
-        """Sums over the pairs (divide by the pair count to average across micro-batches)."""
+    def stats(self, weights: torch.Tensor | None = None) -> dict[str, float]:
+        """Sums over the pairs (divide by the pair count to average across micro-batches);
+        `weights` [B] (0 for the padding pairs of a shard) weigh each pair."""
+        w = torch.ones_like(self.loss) if weights is None else weights.to(self.loss.device)
         margin = self.chosen_reward - self.rejected_reward
-        return {"loss": float(self.loss.detach().sum()), "preference_loss": float(self.preference.detach().sum()),
-                "sft_loss": float(self.sft.detach().sum()), "accuracy": float((margin > 0).float().sum()),
-                "margin": float(margin.sum()), "chosen_reward": float(self.chosen_reward.sum()),
-                "rejected_reward": float(self.rejected_reward.sum())}
+
+        def total(x: torch.Tensor) -> float:
+            return float((x.detach() * w).sum())
+
+        return {"loss": total(self.loss), "preference_loss": total(self.preference), "sft_loss": total(self.sft),
+                "accuracy": total((margin > 0).float()), "margin": total(margin),
+                "chosen_reward": total(self.chosen_reward), "rejected_reward": total(self.rejected_reward)}
 
 
 def _reduce(logp_sum: torch.Tensor, tokens: torch.Tensor, average: bool) -> torch.Tensor:

@@ -1,11 +1,12 @@
-"""The preference step as the policy workers run it (PolicyWorker's `preference_step`,
-`sequence_logprobs`, `reset_preference_reference` call into here), and how PolicyGroup
-merges the ranks' statistics."""
+"""The preference step as the policy workers run it (PolicyWorker's `train` with a
+`PairLoss`, `logprobs` of a PairBatch and `snapshot_reference` call into here), and how
+PolicyGroup merges the ranks' statistics."""
 from __future__ import annotations
 
 import torch
 
 from core.training import dist
+from core.training.materialize import meta_from_config
 from rl.preference.batch import PairBatch, response_logprob_sums, sequence_logprob_sums, unique_sequences
 from rl.preference.losses import PairLogprobs, PreferenceLossConfig, preference_loss
 
@@ -53,8 +54,15 @@ def pair_logprobs(model, batch: PairBatch, pad_id: int, micro_batch_size: int) -
     return chosen, rejected
 
 
-def _t(xs):
-    return torch.tensor(xs, dtype=torch.float32) if xs else None
+def _t(xs, device):
+    return torch.tensor(xs, dtype=torch.float32, device=device) if xs else None
+
+
+def _pairs(sums, counts, ci, ri, batch: PairBatch) -> PairLogprobs:
+    """The loss inputs: sums/counts indexed per pair, the batch's reference sums and rewards on their device."""
+    d = sums.device
+    return PairLogprobs(sums[ci], sums[ri], counts[ci], counts[ri], _t(batch.ref_chosen, d), _t(batch.ref_rejected, d),
+                        _t(batch.chosen_rewards, d), _t(batch.rejected_rewards, d))
 
 
 def _dedup_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_id: int, micro_batch_size: int,
@@ -68,24 +76,25 @@ def _dedup_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_
     backend.model.train()
     sums, counts = _unique_sums(backend.model, seqs, plens, pad_id, rows)
     s = sums.clone().requires_grad_(True)
-    out = preference_loss(PairLogprobs(s[ci], s[ri], counts[ci], counts[ri], _t(batch.ref_chosen),
-                                       _t(batch.ref_rejected), _t(batch.chosen_rewards), _t(batch.rejected_rewards)),
-                          cfg)
-    (weights,) = torch.autograd.grad(out.loss.sum() / pair_normalizer, s)
+    out = preference_loss(_pairs(s, counts, ci, ri, batch), cfg)
+    pair_w = batch.pair_weights().to(s.device)
+    (weights,) = torch.autograd.grad((pair_w * out.loss).sum() / pair_normalizer, s)
     for idx in chunks(len(seqs), rows):
         live = [i for i in idx if weights[i] != 0]  # tied samples carry no gradient
         if not live:
             continue
         sub, _ = response_logprob_sums(backend.model, [seqs[i] for i in live], [plens[i] for i in live], pad_id)
         backend.backward((weights[live] * sub).sum())
-    return {**out.stats(), "pairs": float(len(batch)), "sequences": float(len(seqs)), **backend.optimizer_step()}
+    return {**out.stats(pair_w), "pairs": float(pair_w.sum()), "sequences": float(len(seqs)),
+            **backend.optimizer_step()}
 
 
 def preference_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_id: int, micro_batch_size: int,
                           pair_normalizer: float, dedup: bool | None = None) -> dict[str, float]:
-    """One optimizer step; the loss is the sum over pairs divided by the *global* pair count.
-    Returns sums of the per-pair statistics (the group divides by `pairs`). `dedup`: forward
-    each distinct sequence once (None = when it pays, see `dedup_pays`)."""
+    """One optimizer step; the loss is the weighted sum over pairs divided by the *global* pair
+    count (shard padding has weight 0). Returns weighted sums of the per-pair statistics (the
+    group divides by `pairs`). `dedup`: forward each distinct sequence once (None = when it
+    pays, see `dedup_pays`)."""
     unique = unique_sequences(batch)
     if dedup if dedup is not None else dedup_pays(batch, len(unique[0])):
         return _dedup_train_step(backend, batch, cfg, pad_id, micro_batch_size, pair_normalizer, unique)
@@ -95,13 +104,12 @@ def preference_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, 
         sub = batch.select(idx)
         sums, counts = sequence_logprob_sums(backend.model, sub, pad_id)
         n = len(idx)
-        out = preference_loss(PairLogprobs(sums[:n], sums[n:], counts[:n], counts[n:], _t(sub.ref_chosen),
-                                           _t(sub.ref_rejected), _t(sub.chosen_rewards), _t(sub.rejected_rewards)),
-                              cfg)
-        backend.backward(out.loss.sum() / pair_normalizer)
-        for k, v in out.stats().items():
+        out = preference_loss(_pairs(sums, counts, list(range(n)), list(range(n, 2 * n)), sub), cfg)
+        w = sub.pair_weights().to(sums.device)
+        backend.backward((w * out.loss).sum() / pair_normalizer)
+        for k, v in out.stats(w).items():
             totals[k] = totals.get(k, 0.0) + v
-    return {**totals, "pairs": float(len(batch)), **backend.optimizer_step()}
+    return {**totals, "pairs": float(batch.pair_weights().sum()), **backend.optimizer_step()}
 
 
 def merge_step_stats(parts: list[dict[str, float]]) -> dict[str, float]:
@@ -115,16 +123,22 @@ def merge_step_stats(parts: list[dict[str, float]]) -> dict[str, float]:
 
 
 def reference_copy(backend) -> torch.nn.Module:
-    """A frozen, unsharded copy of the current policy on every rank (collective)."""
+    """A frozen copy of the current policy, placed like it (sharded on the same mesh under
+    FSDP2): each rank copies its own shard, nothing is gathered."""
     from transformers import AutoModelForCausalLM
 
-    state = backend.full_state_dict()
-    if dist.world_size() > 1:  # sharded backends gather to rank 0 only
-        box = [state]
-        torch.distributed.broadcast_object_list(box, src=0)
-        state = box[0]
     inner = getattr(backend.model, "module", backend.model)
-    ref = AutoModelForCausalLM.from_config(inner.config, dtype=torch.float32,
-                                           trust_remote_code=bool(getattr(inner.config, "auto_map", None)))
-    ref.load_state_dict(state)
-    return ref.to(dist.device()).eval().requires_grad_(False)
+    if hasattr(backend, "engine"):  # DeepSpeed partitions its own way: gather, then copy
+        ref = AutoModelForCausalLM.from_config(inner.config, dtype=torch.float32,
+                                               trust_remote_code=bool(getattr(inner.config, "auto_map", None)))
+        state = backend.full_state_dict()
+        if dist.world_size() > 1:  # ZeRO-3 gathers to rank 0 only
+            box = [state]
+            torch.distributed.broadcast_object_list(box, src=0)
+            state = box[0]
+        ref.load_state_dict(state)
+        return backend.frozen(ref)
+    ref = backend.frozen(meta_from_config(inner.config))
+    with torch.no_grad():
+        ref.load_state_dict(inner.state_dict())  # DTensor -> DTensor on the same mesh: a local copy
+    return ref
