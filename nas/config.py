@@ -56,3 +56,41 @@ class PuzzleConfig:
     gkd_samples: int = 1000
     eval_samples: int = 100
     served_rounds: int = 2
+
+
+@dataclass
+class MinitronSSMConfig:
+    """Minitron-SSM on a NemotronH hybrid: parent -> activation importance -> candidate
+    children under a parameter budget, ranked by KL before distillation -> short KD of the
+    best few -> full logit KD of the winner (and of a random-pruned child of the same
+    shape) -> MiniPuzzle layer search -> served comparison. `python recipes/minitron_ssm.py`."""
+
+    run_dir: str | None = None
+    torch_threads: int = 1
+    parent_dir: str | None = None  # a trained NemotronH checkpoint; null: the tiny hybrid parent
+    parent_preset: str = "tiny-hybrid"  # core/tiny_hybrid.py
+    parent_steps: int = 300  # training of the tiny hybrid parent (cached under REFORGE_HOME)
+    parent_lr: float = 3e-3
+    parent_batch_size: int = 16
+    seed: int = 0
+    calib_samples: int = 64  # importance (activations)
+    score_samples: int = 16  # depth scores, candidate ranking, MiniPuzzle scores
+    param_ratio: float = 0.55  # child parameters <= param_ratio x parent
+    min_param_ratio: float = 0.4  # candidates smaller than this are not considered
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 224, 192, 160])
+    mamba_heads: list[int] = field(default_factory=lambda: [16, 12, 8])  # multiples of n_groups
+    mamba_head_dims: list[int] = field(default_factory=lambda: [32])
+    ffn_sizes: list[int] = field(default_factory=lambda: [1024, 768, 512])
+    layers_dropped: list[int] = field(default_factory=lambda: [0, 2, 4])  # by logit-NMSE, never attention
+    top_candidates: int = 3  # short KD for this many, best KL first
+    short_kd_steps: int = 20
+    kd_steps: int = 200  # total KD steps of the chosen child (short KD included)
+    kd_lr: float = 1e-3
+    kd_batch_size: int = 16
+    kd_samples: int = 2000
+    random_baseline: bool = True  # a random-pruned child of the same shape, same KD
+    minipuzzle: bool = True
+    minipuzzle_memory_ratio: float = 0.8  # MiniPuzzle budget: this share of the parent's memory
+    eval_samples: int = 200
+    cost: CostConfig = field(default_factory=lambda: CostConfig(batch_size=64, prompt_len=64, decode_tokens=32))
+    served_rounds: int = 2

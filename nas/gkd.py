@@ -2,7 +2,8 @@
 
 L_GKD = sum_l (1 - cos(h_c^l, h_p^l)) + KL(p_parent || q_child), no LM loss by default
 (adding it hurt in the paper). The child has one block per parent layer, so hidden states
-align layer by layer. The loss terms are `sft.distill`'s, shared with SFT distillation.
+align layer by layer. With `cosine_weight: 0` it is Minitron's logits-only KD (forward KL,
+T = 1), for children whose depth or width differ from the parent's. The loss terms are `sft.distill`'s, shared with SFT distillation.
 """
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ class GKDConfig:
 
 def gkd_loss(child_out, parent_out, mask: torch.Tensor, cfg: GKDConfig, labels: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, dict[str, float]]:
-    cos = cosine_hidden(child_out.hidden_states[1:], parent_out.hidden_states[1:], mask)
     kl = forward_kl(child_out.logits, parent_out.logits, mask)
+    if not cfg.cosine_weight:  # logits-only KD (Minitron): the child may differ in depth and width
+        return cfg.kl_weight * kl, {"cosine": 0.0, "kl": kl.item()}
+    cos = cosine_hidden(child_out.hidden_states[1:], parent_out.hidden_states[1:], mask)
     loss = cfg.cosine_weight * cos + cfg.kl_weight * kl
     if cfg.lm_weight and labels is not None:
         loss = loss + cfg.lm_weight * F.cross_entropy(child_out.logits.float().flatten(0, 1), labels.flatten(),
@@ -49,9 +52,10 @@ def distill(child, parent, batch, cfg: GKDConfig, log=print) -> list[dict[str, f
         ids, mask = batch.input_ids[idx], batch.attention_mask[idx]
         width = int(mask.sum(1).max())
         ids, mask, labels = ids[:, :width], mask[:, :width], batch.labels[idx][:, :width]
+        hidden = bool(cfg.cosine_weight)
         with torch.no_grad():
-            p_out = parent(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-        c_out = child(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+            p_out = parent(input_ids=ids, attention_mask=mask, output_hidden_states=hidden, use_cache=False)
+        c_out = child(input_ids=ids, attention_mask=mask, output_hidden_states=hidden, use_cache=False)
         loss, parts = gkd_loss(c_out, p_out, mask, cfg, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

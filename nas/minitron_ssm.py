@@ -1,0 +1,241 @@
+"""Minitron-SSM (arXiv 2504.11409) on a NemotronH hybrid, stage by stage, into one run dir:
+
+parent -> activation importance (nas.ssm_importance) -> depth scores (logit NMSE) ->
+candidate children under a parameter budget (group-aware width + depth, nas.nemotron_h),
+ranked by KL to the parent before distillation -> short logit KD of the best few -> full
+KD of the winner -> a random-pruned child of the same shape with the same KD -> MiniPuzzle
+layer search (nas.minipuzzle) -> served comparison in vLLM (accuracy, prefill and decode).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core.paths import reforge_home, runs_root
+from core.run_dir import RunDir
+from nas.config import MinitronSSMConfig
+from nas.nemotron_h import PruneSpec, child_config, parameter_count, prune
+from nas.ssm_importance import kept_indices, layers_to_drop
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def build_hybrid_parent(out_dir: str | Path, preset: str, steps: int, lr: float, batch_size: int, seed: int) -> Path:
+    """The tiny NemotronH parent trained on synthetic math by nas.parent's response-only
+    loop; cached by directory."""
+    from core.checkpoint import load_hf, save_hf
+    from core.tiny_hybrid import build_tiny_hybrid
+    from nas.parent import ParentTraining, train_parent
+
+    out = Path(out_dir)
+    if (out / "config.json").exists():
+        return out
+    init = build_tiny_hybrid(out.with_name(out.name + ".init"), preset, seed=seed)
+    model, tok = load_hf(init)
+    train_parent(model, tok, ParentTraining(steps=steps, lr=lr, batch_size=batch_size, seed=seed))
+    save_hf(model, tok, out.with_name(out.name + ".tmp"))
+    shutil.rmtree(init, ignore_errors=True)
+    return Path(shutil.move(str(out.with_name(out.name + ".tmp")), str(out)))
+
+
+@torch.no_grad()
+def kl_to_parent(model, parent_logp: torch.Tensor, batch) -> float:
+    """KL(parent || model) per real token."""
+    logq = F.log_softmax(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                               use_cache=False).logits.float(), -1)
+    return float((parent_logp.exp() * (parent_logp - logq)).sum(-1)[batch.attention_mask.bool()].mean())
+
+
+def candidate_specs(cfg, depth_scores: dict[int, float], c: MinitronSSMConfig) -> list[tuple[PruneSpec, int]]:
+    """Every grid point whose child lies in [min_param_ratio, param_ratio] x the parent."""
+    parent = parameter_count(cfg)
+    out = []
+    for h, mh, hd, f, d in itertools.product(c.hidden_sizes, c.mamba_heads, c.mamba_head_dims, c.ffn_sizes,
+                                             c.layers_dropped):
+        spec = PruneSpec(h, mh, hd, f, layers_to_drop(cfg, depth_scores, d)).resolve(cfg)
+        n = parameter_count(child_config(cfg, spec))
+        if c.min_param_ratio * parent <= n <= c.param_ratio * parent:
+            out.append((spec, n))
+    if not out:
+        raise ValueError(f"no candidate between {c.min_param_ratio} and {c.param_ratio} of the parent's "
+                         f"{parent:,} parameters: widen hidden_sizes / mamba_heads / ffn_sizes / layers_dropped")
+    return out
+
+
+def random_kept(cfg, spec: PruneSpec, seed: int):
+    """Random importance and random non-attention layers: the baseline of the same shape."""
+    from nas.ssm_importance import random_importance
+
+    g = torch.Generator().manual_seed(seed)
+    scores = {i: float(torch.rand(1, generator=g)) for i in range(cfg.num_hidden_layers)}
+    spec = PruneSpec(spec.hidden_size, spec.mamba_num_heads, spec.mamba_head_dim, spec.intermediate_size,
+                     layers_to_drop(cfg, scores, len(spec.drop_layers)))
+    return spec, kept_indices(cfg, random_importance(cfg, seed), spec)
+
+
+@dataclass
+class Ranked:
+    spec: PruneSpec
+    params: int
+    kl_pruned: float  # before any distillation
+    kl_short_kd: float | None = None
+
+
+def run(c: MinitronSSMConfig) -> dict:
+    from core.checkpoint import load_hf, save_hf
+    from nas.costs import CostSettings, measure_in_subprocess
+    from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
+    from nas.gkd import GKDConfig, distill
+    from nas.minipuzzle import build_library, drop_one_kl, measure_block_runtimes, parent_totals, search
+    from nas.nemotron_h import KeptIndices
+    from nas.ssm_importance import collect_importance, layer_removal_scores
+
+    run_dir = RunDir.create(runs_root(), "minitron_ssm", c.run_dir)
+    run_dir.save_config(c)
+    root = run_dir.path
+    torch.manual_seed(c.seed)
+    if c.torch_threads:
+        torch.set_num_threads(c.torch_threads)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal t
+        timings[name] = round(time.perf_counter() - t, 2)
+        _log(f"[minitron-ssm] {name} done in {timings[name]:.1f}s")
+        t = time.perf_counter()
+
+    parent_dir = Path(c.parent_dir) if c.parent_dir else build_hybrid_parent(
+        reforge_home() / "nas" / f"{c.parent_preset}-s{c.parent_steps}-seed{c.seed}", c.parent_preset,
+        c.parent_steps, c.parent_lr, c.parent_batch_size, c.seed)
+    parent, tok = load_hf(parent_dir)
+    parent.eval()
+    pcfg = parent.config
+    parent_params = sum(p.numel() for p in parent.parameters())
+    if parent_params != parameter_count(pcfg):
+        raise AssertionError(f"parameter formula {parameter_count(pcfg)} != model {parent_params}")
+    stage("parent")
+
+    calib = math_batch(tok, c.calib_samples, TRAIN_SEED + 1)
+    imp = collect_importance(parent, [calib])
+    score = math_batch(tok, c.score_samples, HELDOUT_SEED + 1)
+    imp.layers = layer_removal_scores(parent, score)
+    (root / "depth_scores.json").write_text(json.dumps(
+        {f"{i} {pcfg.layers_block_type[i]}": s for i, s in imp.layers.items()}, indent=2))
+    stage("importance")
+
+    with torch.no_grad():
+        parent_logp = F.log_softmax(parent(input_ids=score.input_ids, attention_mask=score.attention_mask,
+                                           use_cache=False).logits.float(), -1)
+    ranked = []
+    for spec, n in candidate_specs(pcfg, imp.layers, c):
+        child = prune(parent, spec, kept_indices(pcfg, imp, spec))
+        ranked.append(Ranked(spec, n, kl_to_parent(child, parent_logp, score)))
+    ranked.sort(key=lambda r: r.kl_pruned)
+    _log(f"[minitron-ssm] {len(ranked)} candidates; best before KD: "
+         + ", ".join(f"{r.params:,} params KL {r.kl_pruned:.3f}" for r in ranked[:c.top_candidates]))
+    stage("candidates")
+
+    kd_data = math_batch(tok, c.kd_samples, TRAIN_SEED + 2)
+    kd = lambda steps, seed: GKDConfig(steps=steps, batch_size=c.kd_batch_size, lr=c.kd_lr,  # noqa: E731
+                                       cosine_weight=0.0, kl_weight=1.0, seed=seed)
+    short = []
+    for r in ranked[:c.top_candidates]:
+        child = prune(parent, r.spec, kept_indices(pcfg, imp, r.spec))
+        distill(child, parent, kd_data, kd(c.short_kd_steps, c.seed), log=lambda m: None)
+        r.kl_short_kd = kl_to_parent(child, parent_logp, score)
+        short.append((r.kl_short_kd, r, child))
+    best_kl, best, child = min(short, key=lambda s: s[0])
+    _log(f"[minitron-ssm] chosen {best.spec} ({best.params:,} params): KL {best.kl_pruned:.3f} pruned, "
+         f"{best_kl:.3f} after {c.short_kd_steps} KD steps")
+    stage("short_kd")
+
+    rest = c.kd_steps - c.short_kd_steps
+    history = distill(child, parent, kd_data, kd(rest, c.seed + 1), log=_log) if rest > 0 else []
+    child_kl = kl_to_parent(child, parent_logp, score)
+    child_dir = save_hf(child, tok, root / "child")
+    stage("kd")
+
+    served_dirs = {"parent": parent_dir, "child": child_dir}
+    summary_extra: dict = {}
+    if c.random_baseline:
+        rspec, rkept = random_kept(pcfg, best.spec, c.seed + 7)
+        rchild = prune(parent, rspec, rkept)
+        r_kl0 = kl_to_parent(rchild, parent_logp, score)
+        distill(rchild, parent, kd_data, kd(c.kd_steps, c.seed), log=_log)
+        served_dirs["random"] = save_hf(rchild, tok, root / "random_child")
+        summary_extra.update(random_kl_pruned=round(r_kl0, 4), random_kl_after_kd=round(
+            kl_to_parent(rchild, parent_logp, score), 4), random_drop_layers=list(rspec.drop_layers))
+        stage("random_baseline")
+
+    settings = CostSettings(c.cost.batch_size, c.cost.prompt_len, c.cost.decode_tokens, c.cost.repeats, c.cost.dtype)
+    if c.minipuzzle:
+        kl_drop = drop_one_kl(parent, score)
+        runtimes = measure_block_runtimes(parent, tok, root / "minipuzzle_cost_models", settings, log=_log)
+        shutil.rmtree(root / "minipuzzle_cost_models", ignore_errors=True)
+        lib = build_library(pcfg, kl_drop, runtimes, settings.batch_size,
+                            settings.prompt_len + settings.decode_tokens)
+        lib.save(root / "minipuzzle_library.json")
+        budget = c.minipuzzle_memory_ratio * parent_totals(lib)["memory_mib"]
+        choice = search(lib, max_memory_mib=budget)
+        summary_extra.update(minipuzzle_memory_budget_mib=round(budget, 3),
+                             minipuzzle_drop_layers=list(choice.drop_layers),
+                             minipuzzle_predicted_runtime_ratio=round(
+                                 choice.totals.get("runtime_ms", float("nan")) / parent_totals(lib)["runtime_ms"], 4)
+                             if "runtime_ms" in choice.totals else None,
+                             minipuzzle_kl_sum=round(choice.objective, 4), minipuzzle_optimal=choice.optimal)
+        _log(f"[minipuzzle] memory budget {budget:.2f} MiB -> drop layers {list(choice.drop_layers)} "
+             f"({[pcfg.layers_block_type[i] for i in choice.drop_layers]}), summed KL {choice.objective:.4f}")
+        stage("minipuzzle")
+
+    served = dict(zip(served_dirs, measure_in_subprocess(list(served_dirs.values()), settings,
+                                                          rounds=c.served_rounds, accuracy_samples=c.eval_samples)))
+    stage("served_eval")
+
+    n = c.eval_samples
+    se = lambda p: round(math.sqrt(max(p * (1 - p), 0.0) / n), 4)  # noqa: E731
+    prefill_tps = lambda s: round(settings.batch_size * settings.prompt_len / (s["prefill_ms"] / 1e3), 1)  # noqa: E731
+    p, ch = served["parent"], served["child"]
+    summary = {
+        "parent_dir": str(parent_dir), "child_dir": str(child_dir),
+        "parent_params": parent_params, "child_params": best.params,
+        "param_ratio": round(best.params / parent_params, 4),
+        "child_spec": {**asdict(best.spec), "drop_layers": list(best.spec.drop_layers)},
+        "child_layers": child_config(pcfg, best.spec).layers_block_type,
+        "parent_accuracy": p["accuracy"], "parent_accuracy_se": se(p["accuracy"]),
+        "child_accuracy": ch["accuracy"], "child_accuracy_se": se(ch["accuracy"]),
+        "accuracy_retention": round(ch["accuracy"] / p["accuracy"], 4) if p["accuracy"] else None,
+        "random_prune_accuracy": served["random"]["accuracy"] if "random" in served else None,
+        "random_prune_accuracy_se": se(served["random"]["accuracy"]) if "random" in served else None,
+        "eval_samples": n,
+        "parent_tokens_per_s": round(p["decode_tokens_per_s"], 1),
+        "child_tokens_per_s": round(ch["decode_tokens_per_s"], 1),
+        "speedup": round(ch["decode_tokens_per_s"] / p["decode_tokens_per_s"], 3),
+        "parent_prefill_tokens_per_s": prefill_tps(p), "child_prefill_tokens_per_s": prefill_tps(ch),
+        "prefill_speedup": round(p["prefill_ms"] / ch["prefill_ms"], 3),
+        "serving_batch_size": settings.batch_size,
+        "candidates": len(ranked), "child_kl_pruned": round(best.kl_pruned, 4),
+        "child_kl_short_kd": round(best_kl, 4), "child_kl_after_kd": round(child_kl, 4),
+        "kd_loss_first": history[0]["loss"] if history else None,
+        "kd_loss_last": history[-1]["loss"] if history else None,
+        "stage_seconds": timings, **summary_extra,
+    }
+    _log(f"params parent {parent_params:,} -> child {best.params:,} ({summary['param_ratio']}x)")
+    _log(f"held-out accuracy ({n} problems, greedy): parent {p['accuracy']:.3f} +- {se(p['accuracy'])}, child "
+         f"{ch['accuracy']:.3f} +- {se(ch['accuracy'])}, retention {summary['accuracy_retention']}; random-pruned "
+         f"{summary['random_prune_accuracy']}")
+    _log(f"vLLM decode (batch {settings.batch_size}): parent {summary['parent_tokens_per_s']} tok/s, child "
+         f"{summary['child_tokens_per_s']} tok/s ({summary['speedup']}x); prefill {summary['prefill_speedup']}x")
+    run_dir.write_summary(summary)
+    run_dir.finish()
+    return summary
