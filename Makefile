@@ -16,7 +16,7 @@ $(STAMP): setup.py requirements/constraints.txt
 	$(PY) -m pip install -q -e '.[vllm,deepspeed,dev]' -c requirements/constraints.txt
 	# PyPI torchvision/torchaudio/torchcodec break `import transformers` beside torch 2.13 CPU.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
-	sh launch/install_sandbox.sh
+	sh launch/install_sandbox.sh $(PY)
 	touch $(STAMP)
 
 test: install

@@ -96,22 +96,61 @@ def register_rewards(subparsers: argparse._SubParsersAction) -> None:
     score.set_defaults(func=_cmd_score)
 
 
-def _cmd_sandbox_run(args: argparse.Namespace) -> int:
-    from .sandbox import Limits, Sandbox
+def _sandbox(args: argparse.Namespace) -> Any:
+    from .sandbox import Limits, Sandbox, SandboxUnavailable
 
-    code = Path(args.file).read_text()
     limits = Limits(timeout_s=args.timeout, cpu_s=max(1, int(args.timeout)), memory_mb=args.memory_mb)
-    verdict = Sandbox(limits, allow_unisolated=args.allow_unisolated).run(code)
+    try:
+        return Sandbox(limits, backend=args.backend, allow_unisolated=args.allow_unisolated)
+    except SandboxUnavailable as e:
+        raise SystemExit(f"reforge sandbox: {e}") from e
+
+
+def _cmd_sandbox_run(args: argparse.Namespace) -> int:
+    code = Path(args.file).read_text()
+    verdict = _sandbox(args).run(code)
     print(json.dumps(verdict.to_dict()))
     return 0 if verdict.ok else 1
 
 
-def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
-    from .sandbox import Limits, Sandbox, SandboxServer
+def _cmd_sandbox_doctor(args: argparse.Namespace) -> int:
+    from .sandbox import doctor
+    from .sandbox.battery import BATTERY
 
-    limits = Limits(timeout_s=args.timeout, cpu_s=max(1, int(args.timeout)), memory_mb=args.memory_mb)
-    server = SandboxServer(Sandbox(limits, allow_unisolated=args.allow_unisolated), args.host,
-                           args.port, args.max_concurrency)
+    statuses = doctor.backend_statuses()
+    chosen = doctor.selected(statuses)
+    features = doctor.kernel_features()
+    if not args.json:
+        print("\n".join(doctor.feature_lines(features, statuses, chosen)), flush=True)
+    names = ([s.name for s in statuses if s.contains] if args.backend == "all"
+             else [args.backend or chosen] if (args.backend or chosen) else [])
+    results: dict[str, Any] = {}
+    ok = chosen is not None and chosen != "none"
+    if not args.no_battery:
+        for name in names:
+            if not args.json:
+                print(f"hostile battery on {name} ({len(BATTERY)} programs, live):", flush=True)
+            report = None if args.json else (lambda o: print("  " + o.line(), flush=True))
+            outcomes = doctor.battery_on(name, report)
+            passed = sum(o.passed for o in outcomes)
+            results[name] = {"programs": len(outcomes), "passed": passed,
+                             "failed": [o.name for o in outcomes if not o.passed]}
+            if not args.json:
+                print(f"{name}: {passed}/{len(outcomes)} contained", flush=True)
+            ok = ok and (passed == len(outcomes) or name == "none")
+    if args.json:
+        print(json.dumps({"features": features, "selected": chosen,
+                          "backends": [vars(s) for s in statuses], "battery": results}))
+    elif not ok:
+        print("doctor: the sandbox cannot contain untrusted code here; install bubblewrap "
+              "(sh launch/install_sandbox.sh) and run `reforge sandbox doctor` again")
+    return 0 if ok else 1
+
+
+def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    from .sandbox import SandboxServer
+
+    server = SandboxServer(_sandbox(args), args.host, args.port, args.max_concurrency)
     print(f"reforge sandbox: serving on {server.url} (backend {server.sandbox.backend.name}, "
           f"{args.max_concurrency} at a time)", flush=True)
     try:
@@ -131,8 +170,11 @@ def register_sandbox(subparsers: argparse._SubParsersAction) -> None:
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds per run")
         cmd.add_argument("--memory-mb", type=int, default=512)
+        cmd.add_argument("--backend", choices=["auto", "bwrap", "unshare", "none"], default=None,
+                         help="isolation backend (default: $REFORGE_SANDBOX_BACKEND or auto); "
+                              "'none' runs WITHOUT isolation")
         cmd.add_argument("--allow-unisolated", action="store_true",
-                         help="run even where no namespace isolation is available")
+                         help="fall back to running WITHOUT isolation where no backend contains code")
         if name == "run":
             cmd.add_argument("file")
             cmd.set_defaults(func=_cmd_sandbox_run)
@@ -141,6 +183,13 @@ def register_sandbox(subparsers: argparse._SubParsersAction) -> None:
             cmd.add_argument("--port", type=int, default=8765)
             cmd.add_argument("--max-concurrency", type=int, default=2)
             cmd.set_defaults(func=_cmd_sandbox_serve)
+    doc = sub.add_parser("doctor", help="backend, kernel features, and the hostile battery run live")
+    doc.add_argument("--backend", choices=["bwrap", "unshare", "none", "all"], default=None,
+                     help="run the battery on this backend (default: the selected one; all: "
+                          "every backend that contains its probe)")
+    doc.add_argument("--no-battery", action="store_true", help="features and probes only")
+    doc.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    doc.set_defaults(func=_cmd_sandbox_doctor)
 
 
 def main(argv: list[str] | None = None) -> int:

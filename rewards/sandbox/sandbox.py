@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Callable
 
-from .backends import PROGRAM, Backend, detect, system_python
+from .backends import PROGRAM, Backend, detect, system_python, warn_unisolated
 from .cgroups import RunCgroup, alive
 from .limits import MIB, Limits, apply_rlimits
 from .verdict import Verdict
@@ -62,16 +62,21 @@ def _wait_namespace_gone(status_r: int, wait_s: float = 5.0) -> bool:
 class Sandbox:
     """Runs Python source under `limits`; thread-safe, one process tree per `run` call."""
 
-    def __init__(self, limits: Limits | None = None, backend: Backend | str = "auto",
+    def __init__(self, limits: Limits | None = None, backend: Backend | str | None = None,
                  allow_unisolated: bool = False, use_cgroup: bool = True,
                  python: str | None = None) -> None:
+        """backend: a Backend, or a name ("auto", "bwrap", "unshare", "none"); None reads
+        $REFORGE_SANDBOX_BACKEND (default auto). An isolating backend is used only once its
+        probe showed it contains code; "none" needs to be asked for (or allow_unisolated)."""
         self.limits = limits or Limits()
         if isinstance(backend, Backend):
             self.backend = backend
-        elif backend == "auto":
-            self.backend = detect(allow_unisolated)
+        elif backend is None or isinstance(backend, str):
+            self.backend = detect(allow_unisolated, backend)
         else:
-            raise ValueError(f"backend must be 'auto' or a Backend, got {backend!r}")
+            raise ValueError(f"backend must be a name or a Backend, got {backend!r}")
+        if not self.backend.isolated:
+            warn_unisolated()
         self.use_cgroup = use_cgroup
         self.python = python or system_python()
 
@@ -136,7 +141,7 @@ class Sandbox:
                              time.monotonic() - start)
 
     def _child_setup(self, limits: Limits, cgroup: RunCgroup | None) -> Callable[[], None]:
-        drop_to = self.backend.uid if self.backend.name != "unshare" else None
+        drop_to = self.backend.uid
         nproc_limit = limits if cgroup is None else Limits(**{**limits.to_dict(), "processes": 4096})
 
         def setup() -> None:  # runs between fork and exec: no locks, no imports
@@ -215,8 +220,8 @@ class Sandbox:
         signum = None
         if rc < 0:
             signum = -rc
-        elif self.backend.name == "bwrap" and 128 < rc < 128 + 65:
-            signum = rc - 128  # bwrap reports a child killed by signal N as exit 128+N
+        elif self.backend.isolated and 128 < rc < 128 + 65:
+            signum = rc - 128  # both inits report a child killed by signal N as exit 128+N
         stderr = err[0].decode("utf-8", "replace")
         resource = None
         last_line = stderr.strip().splitlines()[-1] if stderr.strip() else ""
@@ -241,4 +246,5 @@ class Sandbox:
             resource=resource,
             stdout=out[0].decode("utf-8", "replace"), stderr=stderr,
             stdout_truncated=out[1], stderr_truncated=err[1],
-            seconds=round(seconds, 4), backend=self.backend.name)
+            seconds=round(seconds, 4), backend=self.backend.name,
+            isolated=self.backend.isolated)

@@ -23,6 +23,7 @@ class Verdict:
     stderr_truncated: bool
     seconds: float
     backend: str
+    isolated: bool            # False only on the opt-in "none" backend: nothing was contained
 
     @property
     def ok(self) -> bool:

@@ -2,33 +2,29 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
-from rewards.sandbox import Limits
+from rewards.sandbox.battery import BATTERY_UID, LIMITS, processes_of
 
-SMALL = Limits(timeout_s=2.0, cpu_s=1, memory_mb=128, file_size_mb=4, open_files=32,
-               processes=32, workdir_mb=8, output_bytes=4096)
-
-
-TEST_UID = 61999  # the tests' sandboxes run as this uid, so other users of the sandbox on
-                  # this machine (concurrent test suites) do not count as our leftovers
+SMALL = LIMITS
+TEST_UID = BATTERY_UID  # the tests' sandboxes run as this uid, so other users of the sandbox
+                        # on this machine (concurrent test suites) do not count as our leftovers
 
 
-def sandbox_processes() -> list[str]:
-    """Live (non-zombie) processes owned by TEST_UID.
+def sandbox_processes() -> list[int]:
+    """Live (non-zombie) processes owned by TEST_UID."""
+    return processes_of(TEST_UID)
 
-    Zombies are excluded: bwrap leaves its namespace's init for the host's init to reap.
-    """
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
+
+def kill_sandbox_processes() -> list[int]:
+    """SIGKILL whatever runs as TEST_UID (only our sandboxes do); the pids it found."""
+    found = sandbox_processes()
+    for pid in found:
         try:
-            text = status.read_text()
-        except OSError:
-            continue
-        uid_line = next((l for l in text.splitlines() if l.startswith("Uid:")), "")
-        state_line = next((l for l in text.splitlines() if l.startswith("State:")), "")
-        if uid_line.split()[1:2] == [str(TEST_UID)] and "Z" not in state_line.split()[1:2]:
-            found.append(status.parent.name)
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     return found
 
 

@@ -28,6 +28,21 @@ def test_sandbox_run_prints_a_one_line_verdict(tmp_path):
     assert out.returncode == 0 and json.loads(out.stdout)["stdout"] == "1024\n"
 
 
+def test_sandbox_doctor_runs_the_battery_live_with_a_line_per_program():
+    from rewards.sandbox.battery import BATTERY
+
+    out = cli("sandbox", "doctor", "--backend", "unshare")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "backend bwrap: contains its probe" in out.stdout or "bubblewrap: not installed" in out.stdout
+    assert "backend unshare: contains its probe" in out.stdout
+    for hostile in BATTERY:
+        assert f"PASS {hostile.name} " in out.stdout
+    assert f"unshare: {len(BATTERY)}/{len(BATTERY)} contained" in out.stdout
+    quick = json.loads(cli("sandbox", "doctor", "--no-battery", "--json").stdout)
+    assert quick["selected"] in ("bwrap", "unshare") and quick["battery"] == {}
+    assert "kernel" in quick["features"] and "cgroup" in quick["features"]
+
+
 def test_rewards_score_writes_scores_and_info(tmp_path):
     rows = tmp_path / "rows.jsonl"
     base = {"messages": [{"role": "user", "content": "2+2?"}], "reasoning": "on",
