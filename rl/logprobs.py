@@ -23,7 +23,7 @@ DEFAULT_CHUNK_TOKENS = 1024
 def _head_owner(model: nn.Module) -> nn.Module:
     """The module holding the output projection as `lm_head` (inside any FSDP/peft/DeepSpeed wrapper)."""
     for m in model.modules():
-        if isinstance(getattr(m, "lm_head", None), nn.Module):
+        if "lm_head" in m._modules:  # its own child: wrappers (peft) forward attribute reads to it
             return m
     raise TypeError(f"{type(model).__name__} has no `lm_head` output projection")
 

@@ -59,10 +59,17 @@ def _steps(run_dir):
 KEYS = ("reward_mean", "accuracy", "response_tokens_mean", "loss", "grad_norm", "entropy", "clip_fraction")
 
 
+def _kl_cfg(model, run_dir):
+    """The demo's KL setting: the resumed run must keep the reference at the starting model."""
+    cfg = _cfg(model, run_dir, steps=4)
+    cfg.algorithm.kl_coef = 0.05
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(ray_local, tiny_model_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("grpo") / "full"
-    return _run(_cfg(tiny_model_dir, run_dir, steps=4)), run_dir
+    return _run(_kl_cfg(tiny_model_dir, run_dir)), run_dir
 
 
 def test_steps_train_sync_and_log_everything(uninterrupted):
@@ -99,11 +106,12 @@ def test_killed_driver_resumes_and_reproduces_the_uninterrupted_run(uninterrupte
     _, full_dir = uninterrupted
     run_dir = tmp_path / "resumed"
     with pytest.raises(_DriverKilled):
-        _run(_cfg(tiny_model_dir, run_dir, steps=4), hooks=[_kill_after(3)])  # dies after the step-2 checkpoint
-    _run(_cfg(tiny_model_dir, run_dir, steps=4))  # resume=auto picks up checkpoints/step_2
+        _run(_kl_cfg(tiny_model_dir, run_dir), hooks=[_kill_after(3)])  # dies after the step-2 checkpoint
+    _run(_kl_cfg(tiny_model_dir, run_dir))  # resume=auto picks up checkpoints/step_2
     full, resumed = _steps(full_dir), _steps(run_dir)
+    assert full[3]["kl"] > 0  # a reference re-anchored at the step-2 policy would give a different KL
     for step in (3, 4):
-        for key in KEYS:
+        for key in KEYS + ("kl",):
             assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-4, abs=1e-6), (step, key)
 
 

@@ -108,3 +108,15 @@ def test_two_fsdp2_ranks_match_one_rank_and_hold_half_the_weights(tiny_model_dir
     assert one["local_numel"] == one["numel"]
     for r in two:  # each rank allocates about half of the policy (sharded load: never the full model)
         assert r["local_numel"] <= 0.55 * r["numel"]
+
+
+def test_chunked_head_swaps_inside_a_peft_wrapper(tiny_model_dir):
+    from sft.adapters import apply_adapter
+    from sft.config import AdapterConfig
+
+    model, _ = load_hf(tiny_model_dir)
+    lora = apply_adapter(model, AdapterConfig(method="lora", rank=4, alpha=8.0))
+    x = model_inputs([[5, 6, 7, 8, 9], [5, 6, 7]], [2, 1], pad_id=0)
+    logp, _ = response_logprobs(lora, x, chunk_tokens=3)
+    assert logp.shape == x.targets.shape
+    torch.testing.assert_close(logp * x.response_mask, _unchunked(lora, x)[0] * x.response_mask, rtol=0, atol=1e-5)
