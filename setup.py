@@ -34,6 +34,7 @@ BASE = [
     "matplotlib",
     "highspy>=1.7",
     "requests",
+    "pebble>=5.0",
 ]
 
 setup(

@@ -62,7 +62,8 @@ def run_tests(code: str, tests: list[str], limits: Limits | None = None,
     verdict = runner.run(HARNESS, stdin=job, limits=limits)
     summary = {"exit_code": verdict.exit_code, "timed_out": verdict.timed_out,
                "signal": verdict.signal, "resource": verdict.resource,
-               "seconds": verdict.seconds}
+               "seconds": verdict.seconds, "backend": verdict.backend,
+               "isolated": verdict.isolated}
     for line in reversed(verdict.stdout.splitlines()):
         if line.startswith(nonce):
             report = json.loads(line[len(nonce):])
