@@ -8,18 +8,33 @@ adapters: they receive the merged weights under the plain HF names.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from core.config import check_choice
-from sft.config import AdapterConfig
+if TYPE_CHECKING:  # the policy worker imports this module with torch + transformers only
+    from sft.config import AdapterConfig
 
 PEFT_PREFIX = "base_model.model."
 SUPPORTED = ("none", "lora")
 
 
+@dataclass(frozen=True)
+class NoAdapter:
+    """`AdapterConfig(method="none")` for code that only reads `.method`, without importing
+    the SFT config (and OmegaConf) into the policy worker."""
+
+    method: str = "none"
+
+
+NO_ADAPTER = NoAdapter()
+
+
 def check_adapter(cfg: AdapterConfig) -> None:
+    from core.config import check_choice
+
     check_choice("adapter.method", cfg.method, SUPPORTED)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,13 +30,14 @@ from core.training import TrainConfig, build_backend, dist
 from core.training.materialize import meta_model
 from rl.batch import RolloutBatch, micro_batches, model_inputs, pad_right
 from rl.logprobs import DEFAULT_CHUNK_TOKENS, response_logprobs
-from rl.lora import adapters_disabled, base_model, check_adapter, merged_state_dict
+from rl.lora import NO_ADAPTER, adapters_disabled, base_model, check_adapter, merged_state_dict
 from rl.losses import ClippedPolicyLoss, PolicyLossConfig, policy_loss
 from rl.preference import worker as preference
 from rl.preference.batch import PairBatch
 from rl.preference.losses import PairLoss, PreferenceLossConfig
-from sft.adapters import apply_adapter
-from sft.config import AdapterConfig
+
+if TYPE_CHECKING:  # imports stay torch + transformers: a bare GPU box runs this class
+    from sft.config import AdapterConfig
 
 POLICY, REFERENCE, PREFERENCE = "policy", "reference", "preference"
 
@@ -51,23 +52,28 @@ class PolicyWorker:
         os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": "0",
                            "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port)})
         seed_everything(train.seed)
-        self.adapter = adapter or AdapterConfig()
-        check_adapter(self.adapter)
+        if adapter is not None:
+            check_adapter(adapter)
+        self.adapter = adapter if adapter is not None else NO_ADAPTER
+        self.lora = adapter if self.adapter.method == "lora" else None
+        self.lora_scaling = self.lora.alpha / self.lora.rank if self.lora else None  # merged = W + s * B @ A
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self.pad_id = self.tokenizer.pad_token_id
         self.rank, self.world_size = rank, world_size
         self.micro_batch_size, self.micro_batch_tokens = micro_batch_size, micro_batch_tokens
         self.chunk_tokens = logprob_chunk_tokens
         self.references: dict[str, nn.Module] = {}
-        if self.adapter.method == "lora" or train.backend == "deepspeed":
+        if self.lora or train.backend == "deepspeed":
             # peft and DeepSpeed wrap a built model; the LoRA reference is this model, adapters off
             model, _ = load_hf(model_dir)
-            if self.adapter.method == "lora":
-                model = apply_adapter(model, self.adapter)
+            if self.lora:
+                from sft.adapters import apply_adapter
+
+                model = apply_adapter(model, self.lora)
             self.backend = build_backend(train, model)
         else:
             self.backend = build_backend(train, meta_model(model_dir), weights=model_dir)
-        if keep_reference and self.adapter.method != "lora":
+        if keep_reference and not self.lora:
             self.references[REFERENCE] = self.backend.frozen(meta_model(reference_dir or model_dir),
                                                              weights=reference_dir or model_dir)
         self.device = dist.device()
@@ -113,8 +119,8 @@ class PolicyWorker:
             name = REFERENCE if name else POLICY
         if name == POLICY:
             return self.backend.model, contextlib.nullcontext()
-        if name == REFERENCE and self.adapter.method == "lora":
-            return self.backend.model, adapters_disabled(self.backend.model, self.adapter)
+        if name == REFERENCE and self.lora:
+            return self.backend.model, adapters_disabled(self.backend.model, self.lora)
         if name not in self.references:
             raise KeyError(f"no model {name!r} on this worker (have: {[POLICY, *self.references]}); "
                            "GRPO keeps `reference` when kl_coef > 0, `snapshot_reference` makes others")
@@ -177,8 +183,8 @@ class PolicyWorker:
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """Gathered HF-named weights, adapters merged (collective: every rank calls it; rank 0 uses it)."""
         state = self.backend.full_state_dict()
-        if self.adapter.method == "lora" and state:
-            state = merged_state_dict(state, self.adapter.alpha / self.adapter.rank)
+        if self.lora and state:
+            state = merged_state_dict(state, self.lora_scaling)
         return state
 
     def state_buckets(self, bucket_bytes: int) -> list[Any] | None:

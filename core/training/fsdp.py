@@ -42,7 +42,9 @@ class FSDP2Backend(TrainingBackend):
         mp = MixedPrecisionPolicy(param_dtype=dtype_of(self.cfg.dtype), reduce_dtype=torch.float32)
         for layer in decoder_layers(model):
             fully_shard(layer, mesh=self.mesh, mp_policy=mp)
-        fully_shard(model, mesh=self.mesh, mp_policy=mp)
+        # The root (embeddings, head) reshards after forward too: a frozen reference never runs
+        # the backward that would otherwise free it, and a no-grad policy pass should not keep it.
+        fully_shard(model, mesh=self.mesh, mp_policy=mp, reshard_after_forward=True)
         return place(model, dist.device(), weights) if meta else model
 
     def frozen(self, model: nn.Module, weights: str | Path | None = None) -> nn.Module:

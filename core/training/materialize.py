@@ -8,17 +8,38 @@ fp32 model; a world size of 1 runs the same code and holds it once.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import torch
-from accelerate import init_empty_weights
 from safetensors import safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
+
+
+@contextlib.contextmanager
+def _parameters_on_meta():
+    """Every parameter registered inside goes to the meta device; buffers stay real. This is
+    accelerate's `init_empty_weights(include_buffers=False)`, kept here so the policy worker
+    needs only torch + transformers."""
+    register = nn.Module.register_parameter
+
+    def on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        register(module, name, param)
+        if param is not None:
+            empty = type(param)(param.to("meta"), requires_grad=param.requires_grad)
+            vars(empty).update(vars(param))  # attributes HF sets on parameters
+            module._parameters[name] = empty
+
+    nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
 
 
 def meta_model(model_dir: str | Path) -> nn.Module:
@@ -30,7 +51,7 @@ def meta_from_config(config: PretrainedConfig) -> nn.Module:
     """An fp32 causal LM with parameters on the meta device; buffers (rotary frequencies) are
     real, because they are computed from the config, not loaded."""
     remote = bool(getattr(config, "auto_map", None))
-    with init_empty_weights(include_buffers=False):
+    with _parameters_on_meta():
         return AutoModelForCausalLM.from_config(config, dtype=torch.float32, trust_remote_code=remote)
 
 

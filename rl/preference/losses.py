@@ -21,8 +21,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.config import check_choice
-
 LOSSES = ("dpo", "ipo", "simpo", "rpo_sq", "rpo_fwd_kl", "rpo_bwd_kl")
 REFERENCE_FREE = ("simpo",)
 
@@ -41,6 +39,8 @@ class PreferenceLossConfig:
     sft_average_log_probs: bool | None = None  # None = same as average_log_probs [sft_average_log_probs]
 
     def __post_init__(self):
+        from core.config import check_choice  # here: the policy worker imports this module without OmegaConf
+
         check_choice("loss.preference_loss", self.preference_loss, LOSSES)
         if self.beta <= 0:
             raise ValueError(f"key 'loss.beta': must be > 0, got {self.beta}")
