@@ -44,8 +44,9 @@ def _status_mib(key: str) -> float:
     return int(re.search(rf"{key}:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 1024
 
 
-def build_model(out: Path) -> int:
-    """A random-weight HF directory (fp32 safetensors) with the tiny tokenizer; returns its parameter count."""
+def build_model(out: Path, shape: dict | None = None) -> int:
+    """A random-weight Llama HF directory `out/model` (fp32 safetensors) of `shape` (default
+    SHAPE) with the tiny tokenizer; returns its parameter count."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -53,8 +54,8 @@ def build_model(out: Path) -> int:
 
     tok_dir = build_tiny_model(out / "tok", preset="tiny")
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(**SHAPE, tie_word_embeddings=False, pad_token_id=0, bos_token_id=1,
-                                         eos_token_id=2))
+    model = LlamaForCausalLM(LlamaConfig(**(shape or SHAPE), tie_word_embeddings=False, pad_token_id=0,
+                                         bos_token_id=1, eos_token_id=2))
     model.save_pretrained(str(out / "model"), safe_serialization=True)
     for f in tok_dir.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens")):

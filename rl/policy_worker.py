@@ -155,7 +155,7 @@ class PolicyWorker:
             self.backend.backward(loss)
             n = float(mask.sum())
             tokens += n
-            totals["loss"] += float(loss)
+            totals["loss"] += float(loss.detach())
             totals["entropy"] += float((entropy * mask).sum())
             for k in ("clip_fraction", "kl", "ratio_mean"):
                 totals[k] += stats[k] * n
