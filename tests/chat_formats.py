@@ -91,7 +91,7 @@ def build_tokenizer(fmt: Format, template: str | None = None, corpus_rows: int =
 
 
 def build_checkpoint(fmt: Format, out: Path, seed: int = 0) -> Path:
-    """A random-weight checkpoint of the format's architecture (2 layers, hidden 64, FFN 256: a width DeciLM can represent)."""
+    """A random-weight checkpoint of the format's architecture (2 layers, hidden 64, head_dim 32 as vLLM-CPU attention needs, FFN 256: a width DeciLM can represent)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, MistralConfig, Qwen2Config
 
@@ -101,7 +101,7 @@ def build_checkpoint(fmt: Format, out: Path, seed: int = 0) -> Path:
     tok = build_tokenizer(fmt)
     ids = {k: tok.convert_tokens_to_ids(v) for k, v in (("eos", fmt.eos), ("pad", fmt.pad))}
     shape = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, rms_norm_eps=1e-5,
+                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, rms_norm_eps=1e-5,
                  tie_word_embeddings=False, eos_token_id=ids["eos"], pad_token_id=ids["pad"],
                  bos_token_id=tok.bos_token_id)
     cls = {"llama": LlamaConfig, "nemotron-nas": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig}
