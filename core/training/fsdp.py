@@ -18,6 +18,8 @@ from core.training.config import TrainConfig
 from core.training.materialize import is_meta
 
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+SHARDED_DIR = "train_state"  # torch.distributed.checkpoint directory
+SCHEDULE_FILE = "schedule.pt"
 
 
 class FSDP2Backend(TrainingBackend):
@@ -57,6 +59,29 @@ class FSDP2Backend(TrainingBackend):
     def state_dict(self) -> dict[str, Any]:
         model_sd, optim_sd = get_state_dict(self.model, self.optimizer, options=_FULL)
         return {"model": model_sd, "optimizer": optim_sd, "scheduler": self.scheduler.state_dict()}
+
+    def save_state(self, directory: str | Path) -> None:
+        """Resume state as sharded `torch.distributed.checkpoint` files: every rank writes its own
+        shards of the weights and AdamW moments (nothing is gathered); rank 0 adds the schedule."""
+        import torch.distributed.checkpoint as dcp
+
+        model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
+        dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(Path(directory) / SHARDED_DIR))
+        if self.rank == 0:
+            torch.save(self.scheduler.state_dict(), Path(directory) / SCHEDULE_FILE)
+
+    def load_state(self, directory: str | Path) -> None:
+        """Each rank reads its own shards (the mesh may differ from the one that saved: DCP reshards)."""
+        import torch.distributed.checkpoint as dcp
+
+        path = Path(directory) / SHARDED_DIR
+        if not path.is_dir():
+            raise FileNotFoundError(f"{directory}: no sharded training state ({SHARDED_DIR}/)")
+        model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
+        state = {"model": model_sd, "optimizer": optim_sd}
+        dcp.load(state, checkpoint_id=str(path))
+        set_state_dict(self.model, self.optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+        self.scheduler.load_state_dict(torch.load(Path(directory) / SCHEDULE_FILE, weights_only=False))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """`state` is the full (gathered) dict on every rank; each rank keeps its shard."""

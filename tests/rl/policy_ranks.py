@@ -39,10 +39,19 @@ def main(model_dir: str, out: str, rank: int, world: int, port: int) -> None:
         steps.append(worker.train(shard, loss))
     after = worker.logprobs(shard)
     worker.snapshot_reference("preference")
+    snapshot = worker.logprobs(shard, model="preference")
+    # exact resume: save, take a third step; a fresh worker that loads the state must take the same step
+    worker.save_state(f"{out}.state")
+    shard.old_logprobs = after
+    third = worker.train(shard, loss)
+    resumed = PolicyWorker(model_dir, cfg, rank=rank, world_size=world, master_port=port, keep_reference=True,
+                           micro_batch_size=2, logprob_chunk_tokens=4)
+    resumed.load_state(f"{out}.state")
+    resumed_third = resumed.train(shard, loss)
     local = sum((p.to_local() if hasattr(p, "to_local") else p).numel() for p in worker.backend.model.parameters())
     total = sum(p.numel() for p in worker.backend.model.parameters())
     json.dump({"steps": steps, "old": shard.old_logprobs, "ref": shard.ref_logprobs, "after": after,
-               "snapshot": worker.logprobs(shard, model="preference"), "local_numel": local, "numel": total,
+               "snapshot": snapshot, "third": third, "resumed_third": resumed_third, "local_numel": local, "numel": total,
                "rows": len(shard)}, open(f"{out}.rank{rank}.json", "w"))
 
 

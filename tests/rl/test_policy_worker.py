@@ -86,7 +86,7 @@ def _run_ranks(model_dir: str, out: Path, world: int) -> list[dict]:
     return [json.loads(Path(f"{out}.rank{r}.json").read_text()) for r in range(world)]
 
 
-def test_two_fsdp2_ranks_match_one_rank_and_hold_half_the_weights(tiny_model_dir, tmp_path):
+def test_two_fsdp2_ranks_match_one_rank_hold_half_the_weights_and_resume_exactly(tiny_model_dir, tmp_path):
     one = _run_ranks(tiny_model_dir, tmp_path / "one", 1)[0]
     two = _run_ranks(tiny_model_dir, tmp_path / "two", 2)
     assert [r["rows"] for r in two] == [3, 3]  # 5 samples + 1 zero-weight padding row
@@ -105,6 +105,9 @@ def test_two_fsdp2_ranks_match_one_rank_and_hold_half_the_weights(tiny_model_dir
             assert a == pytest.approx(b, abs=2e-5), key
     for r in two + [one]:
         assert r["snapshot"] == r["after"]  # a snapshot reference is the policy, copied shard by shard
+        for key in ("loss", "grad_norm", "kl", "tokens"):  # resume (sharded DCP state on 2 ranks) is exact
+            assert r["resumed_third"][key] == pytest.approx(r["third"][key], rel=1e-6, abs=1e-9), key
+    assert (tmp_path / "two.state" / "train_state").is_dir()  # each rank wrote its own shards
     assert one["local_numel"] == one["numel"]
     for r in two:  # each rank allocates about half of the policy (sharded load: never the full model)
         assert r["local_numel"] <= 0.55 * r["numel"]
