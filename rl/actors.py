@@ -14,12 +14,12 @@ import ray
 
 from core.engines.base import Completion, SamplingSettings
 from core.training import TrainConfig
-from rl.batch import RolloutBatch
+from rl.batch import RolloutBatch, shard_batch, unshard
 from rl.generator import GeneratorConfig, GeneratorWorker
-from rl.losses import PolicyLossConfig
+from rl.losses import ClippedPolicyLoss
 from rl.policy_worker import PolicyWorker
-from rl.preference.batch import PairBatch
-from rl.preference.losses import PreferenceLossConfig
+from rl.preference.batch import PairBatch, shard_pairs
+from rl.preference.losses import PairLoss, PreferenceLossConfig
 from rl.preference.worker import merge_step_stats
 from sft.config import AdapterConfig
 
@@ -95,56 +95,43 @@ class PolicyGroup:
     def node_ids(self) -> list[str]:
         return ray.get([w.node_id.remote() for w in self.workers])
 
-    def logprobs(self, batch: RolloutBatch, reference: bool = False) -> list[list[float]]:
-        world = self.world_size
+    def logprobs(self, batch: RolloutBatch | PairBatch, model: str = "policy") -> Any:
+        """Per response token log-probs (RolloutBatch) or (chosen, rejected) sums (PairBatch)
+        under the policy or a named frozen reference, in batch order."""
         n = len(batch)
-        padded = batch.select(list(range(n)) + [n - 1] * ((-n) % world))  # equal shards for collectives
-        shards = _shards(len(padded), world)
-        parts = ray.get([w.logprobs.remote(padded.select(s), reference) for w, s in zip(self.workers, shards)])
-        out: list[list[float] | None] = [None] * len(padded)
-        for s, part in zip(shards, parts):
-            for i, lp in zip(s, part):
-                out[i] = lp
-        return out[:n]
+        pairs = isinstance(batch, PairBatch)
+        shards = shard_pairs(batch, self.world_size) if pairs else shard_batch(batch, self.world_size)
+        parts = ray.get([w.logprobs.remote(s, model) for w, s in zip(self.workers, shards)])
+        if pairs:
+            return unshard([p[0] for p in parts], n), unshard([p[1] for p in parts], n)
+        return unshard(parts, n)
 
-    def train_step(self, batch: RolloutBatch, loss_cfg: PolicyLossConfig) -> dict[str, float]:
-        world = self.world_size
-        usable = len(batch) - len(batch) % world
-        batch = batch.select(list(range(usable)))
-        token_norm = float(sum(sum(m) for m in batch.loss_masks)) or 1.0
-        seq_norm = float(len(batch)) or 1.0
-        stats = ray.get([w.train_step.remote(batch.select(s), loss_cfg, token_norm, seq_norm)
-                         for w, s in zip(self.workers, _shards(usable, world))])
+    def train(self, batch: RolloutBatch | PairBatch, loss: ClippedPolicyLoss | PairLoss) -> dict[str, float]:
+        """One optimizer step, every rank on its equal shard (zero-weight padding, nothing dropped);
+        `loss` carries the normalisers of the whole batch."""
+        if isinstance(batch, PairBatch):
+            shards = shard_pairs(batch, self.world_size)
+            return merge_step_stats(ray.get([w.train.remote(s, loss) for w, s in zip(self.workers, shards)]))
+        stats = ray.get([w.train.remote(s, loss) for w, s in zip(self.workers, shard_batch(batch, self.world_size))])
         tokens = sum(s["tokens"] for s in stats) or 1.0
         merged = {k: sum(s[k] * s["tokens"] for s in stats) / tokens
                   for k in ("entropy", "clip_fraction", "kl", "ratio_mean")}
         merged.update(loss=sum(s["loss"] for s in stats), grad_norm=stats[0]["grad_norm"], lr=stats[0]["lr"],
-                      tokens=tokens)
+                      tokens=sum(s["tokens"] for s in stats))
         return merged
 
-    # ---- preference stage (rl.preference) ---------------------------------------------
+    def snapshot_reference(self, name: str = "preference") -> None:
+        ray.get([w.snapshot_reference.remote(name) for w in self.workers])
+
+    # ---- the preference drivers' policy protocol (rl.preference.policy.LocalPolicy has it too) ----
     def reset_preference_reference(self) -> None:
-        ray.get([w.reset_preference_reference.remote() for w in self.workers])
+        self.snapshot_reference("preference")
 
     def sequence_logprobs(self, batch: PairBatch, reference: bool = False) -> tuple[list[float], list[float]]:
-        n, world = len(batch), self.world_size
-        padded = batch.select(list(range(n)) + [n - 1] * ((-n) % world))  # equal shards for collectives
-        shards = _shards(len(padded), world)
-        parts = ray.get([w.sequence_logprobs.remote(padded.select(s), reference) for w, s in zip(self.workers, shards)])
-        chosen, rejected = [0.0] * len(padded), [0.0] * len(padded)
-        for s, (c, r) in zip(shards, parts):
-            for i, a, b in zip(s, c, r):
-                chosen[i], rejected[i] = a, b
-        return chosen[:n], rejected[:n]
+        return self.logprobs(batch, "preference" if reference else "policy")
 
     def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig) -> dict[str, float]:
-        usable = len(batch) - len(batch) % self.world_size
-        shards = _shards(usable, self.world_size)
-        return merge_step_stats(ray.get([w.preference_step.remote(batch.select(s), loss_cfg, float(usable))
-                                         for w, s in zip(self.workers, shards)]))
-
-    def state_buckets(self, bucket_bytes: int) -> list[Any]:
-        return ray.get([w.state_buckets.remote(bucket_bytes) for w in self.workers])[0]
+        return self.train(batch, PairLoss(loss_cfg, float(len(batch))))
 
     def save_hf(self, out_dir: str) -> None:
         ray.get([w.save_hf.remote(out_dir) for w in self.workers])

@@ -31,10 +31,10 @@ from core.training.materialize import meta_model
 from rl.batch import RolloutBatch, micro_batches, model_inputs, pad_right
 from rl.logprobs import DEFAULT_CHUNK_TOKENS, response_logprobs
 from rl.lora import NO_ADAPTER, adapters_disabled, base_model, check_adapter, merged_state_dict
-from rl.losses import ClippedPolicyLoss, PolicyLossConfig, policy_loss
+from rl.losses import ClippedPolicyLoss, policy_loss
 from rl.preference import worker as preference
 from rl.preference.batch import PairBatch
-from rl.preference.losses import PairLoss, PreferenceLossConfig
+from rl.preference.losses import PairLoss
 
 if TYPE_CHECKING:  # imports stay torch + transformers: a bare GPU box runs this class
     from sft.config import AdapterConfig
@@ -80,7 +80,7 @@ class PolicyWorker:
 
     # ---- the interface ----------------------------------------------------------------
     @torch.no_grad()
-    def logprobs(self, batch: RolloutBatch | PairBatch, model: str | bool = POLICY) -> Any:
+    def logprobs(self, batch: RolloutBatch | PairBatch, model: str = POLICY) -> Any:
         """Log-probs under the policy or a frozen reference (`reference`: the KL anchor,
         `preference`: the snapshot `snapshot_reference` took). A RolloutBatch gives per
         response token lists; a PairBatch gives (chosen sums, rejected sums)."""
@@ -114,9 +114,7 @@ class PolicyWorker:
         self.references[name] = preference.reference_copy(self.backend)
 
     # ---- helpers ----------------------------------------------------------------------
-    def _model(self, name: str | bool) -> tuple[nn.Module, Any]:
-        if isinstance(name, bool):  # rl.actors.PolicyGroup's `logprobs(batch, reference)`
-            name = REFERENCE if name else POLICY
+    def _model(self, name: str) -> tuple[nn.Module, Any]:
         if name == POLICY:
             return self.backend.model, contextlib.nullcontext()
         if name == REFERENCE and self.lora:
@@ -163,21 +161,6 @@ class PolicyWorker:
         denom = max(tokens, 1.0)
         return {"loss": totals["loss"], "tokens": tokens, **{k: totals[k] / denom for k in totals if k != "loss"},
                 **step}
-
-    # ---- the names rl.actors.PolicyGroup calls (thin: each is one `train`/`logprobs` call) -----
-    def train_step(self, batch: RolloutBatch, loss_cfg: PolicyLossConfig, token_normalizer: float,
-                   seq_normalizer: float) -> dict[str, float]:
-        return self.train(batch, ClippedPolicyLoss(loss_cfg, token_normalizer, seq_normalizer))
-
-    def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig,
-                        pair_normalizer: float | None = None) -> dict[str, float]:
-        return self.train(batch, PairLoss(loss_cfg, pair_normalizer or float(len(batch))))
-
-    def sequence_logprobs(self, batch: PairBatch, reference: bool = False) -> tuple[list[float], list[float]]:
-        return self.logprobs(batch, PREFERENCE if reference else POLICY)
-
-    def reset_preference_reference(self) -> None:
-        self.snapshot_reference(PREFERENCE)
 
     # ---- weights out (gathers) and resume state ---------------------------------------
     def full_state_dict(self) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ from core.seed import seed_everything
 from rl.actors import GeneratorGroup, PolicyGroup
 from rl.config import GRPOConfig
 from rl.curriculum import PromptSampler
-from rl.losses import PolicyLossConfig
+from rl.losses import ClippedPolicyLoss, PolicyLossConfig
 from rl.prefilter import estimate_pass_rates, prefilter
 from rl.rollout import collect_rollout, generate_and_score
 from rl.scoring import Scorer
@@ -186,7 +186,7 @@ class GRPOTrainer:
         else:
             batch.old_logprobs = batch.generator_logprobs
         if cfg.algorithm.kl_coef > 0:
-            batch.ref_logprobs = self.policy.logprobs(batch, reference=True)
+            batch.ref_logprobs = self.policy.logprobs(batch, model="reference")
         if cfg.algorithm.tis_cap is None:
             batch.generator_logprobs = []
         record["time/logprobs"] = time.perf_counter() - t1
@@ -215,7 +215,7 @@ class GRPOTrainer:
         stats: dict[str, float] = {}
         for u in range(k):
             part = batch.select(order[u::k])
-            s = self.policy.train_step(part, self.loss_cfg)
+            s = self.policy.train(part, ClippedPolicyLoss.for_batch(self.loss_cfg, part.loss_masks))
             for key, v in s.items():
                 stats[key] = stats.get(key, 0.0) + v / k
         return stats

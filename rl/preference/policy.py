@@ -1,11 +1,13 @@
 """The policy the preference loops drive: a PolicyGroup (Ray actors, shared with GRPO) or
-`LocalPolicy`, one PolicyWorker in this process with the same preference interface."""
+`LocalPolicy`, one PolicyWorker in this process. Both offer the preference protocol
+(`reset_preference_reference`, `sequence_logprobs`, `preference_step`) on top of the
+worker's `train` / `logprobs` / `snapshot_reference`."""
 from __future__ import annotations
 
 from core.training import TrainConfig
 from rl.policy_worker import PolicyWorker
 from rl.preference.batch import PairBatch
-from rl.preference.losses import PreferenceLossConfig
+from rl.preference.losses import PairLoss, PreferenceLossConfig
 from rl.preference.worker import merge_step_stats
 
 
@@ -14,13 +16,13 @@ class LocalPolicy:
         self.worker = PolicyWorker(model_dir, train, keep_reference=False, micro_batch_size=micro_batch_size)
 
     def reset_preference_reference(self) -> None:
-        self.worker.reset_preference_reference()
+        self.worker.snapshot_reference("preference")
 
     def sequence_logprobs(self, batch: PairBatch, reference: bool = False) -> tuple[list[float], list[float]]:
-        return self.worker.sequence_logprobs(batch, reference)
+        return self.worker.logprobs(batch, "preference" if reference else "policy")
 
     def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig) -> dict[str, float]:
-        return merge_step_stats([self.worker.preference_step(batch, loss_cfg)])
+        return merge_step_stats([self.worker.train(batch, PairLoss(loss_cfg, float(len(batch))))])
 
     def save_hf(self, out_dir: str) -> None:
         self.worker.save_hf(out_dir)

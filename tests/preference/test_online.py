@@ -178,8 +178,8 @@ def test_dedup_forwards_each_sample_once_with_the_same_update(tiny_model_dir, lo
     updates, stats = [], []
     for dedup in (False, True):
         worker = LocalPolicy(tiny_model_dir, train, micro_batch_size=4).worker
-        worker.reset_preference_reference()
-        batch.ref_chosen, batch.ref_rejected = worker.sequence_logprobs(batch, reference=True)
+        worker.snapshot_reference("preference")
+        batch.ref_chosen, batch.ref_rejected = worker.logprobs(batch, model="preference")
         with torch.no_grad():
             naive, _ = sequence_logprob_sums(worker.backend.model, batch, worker.pad_id)
         assert batch.ref_chosen + batch.ref_rejected == pytest.approx(naive.tolist(), abs=1e-4)

@@ -26,7 +26,7 @@ def test_roles_land_on_distinct_nodes_and_sync_across_them(cluster, tiny_model_d
     from rl.actors import GeneratorGroup, PlacementConfig, PolicyGroup
     from rl.batch import RolloutBatch
     from rl.generator import GeneratorConfig
-    from rl.losses import PolicyLossConfig
+    from rl.losses import ClippedPolicyLoss, PolicyLossConfig
     from rl.weight_sync import sync_weights
 
     placement = PlacementConfig(policy_world_size=2, policy_num_cpus=0.5, policy_threads=1,
@@ -43,7 +43,7 @@ def test_roles_land_on_distinct_nodes_and_sync_across_them(cluster, tiny_model_d
         batch = RolloutBatch([c.prompt_ids + c.token_ids for c in comps], [len(prompt)] * 4, [1.0, -1.0, 1.0, -1.0],
                              [[1] * len(c.token_ids) for c in comps])
         batch.old_logprobs = policy.logprobs(batch)  # FSDP2 over gloo: two ranks, one shard each
-        stats = policy.train_step(batch, PolicyLossConfig())
+        stats = policy.train(batch, ClippedPolicyLoss.for_batch(PolicyLossConfig(), batch.loss_masks))
         assert stats["grad_norm"] > 0 and stats["tokens"] == sum(len(c.token_ids) for c in comps)
         report = sync_weights(policy, gens, bucket_mb=1, probe=batch, tolerance=1e-3)
         assert report.max_logprob_diff < 1e-4

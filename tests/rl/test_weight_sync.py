@@ -9,7 +9,7 @@ from core.training import TrainConfig
 from rl.actors import GeneratorGroup, PlacementConfig, PolicyGroup
 from rl.batch import RolloutBatch
 from rl.generator import GeneratorConfig
-from rl.losses import PolicyLossConfig
+from rl.losses import ClippedPolicyLoss, PolicyLossConfig
 from rl.weight_sync import SyncParityError, parity_diff, sync_weights
 
 
@@ -49,7 +49,7 @@ def test_parity_holds_after_an_update_and_sync(groups, hf_engine):
     batch = _rollout(gens, hf_engine.tokenizer)
     batch.old_logprobs = policy.logprobs(batch)
     stale, _ = parity_diff(policy, gens, batch)  # before the first update they agree
-    stats = policy.train_step(batch, PolicyLossConfig())
+    stats = policy.train(batch, ClippedPolicyLoss.for_batch(PolicyLossConfig(), batch.loss_masks))
     assert stats["grad_norm"] > 0
     moved, where = parity_diff(policy, gens, batch)
     assert moved > 1e-3 > stale, where  # the trainer moved; the generator has not yet
@@ -92,13 +92,13 @@ def test_lora_policy_syncs_merged_weights_and_keeps_its_base_as_reference(groups
         assert set(state) == set(ray_state(groups[0]))
         sync_weights(lora, gens, bucket_mb=64, probe=None, tolerance=1e-3)  # the base: a fresh adapter is a no-op
         batch = _rollout(gens, hf_engine.tokenizer)
-        base = lora.logprobs(batch, reference=True)
+        base = lora.logprobs(batch, model="reference")
         batch.old_logprobs = lora.logprobs(batch)
         assert batch.old_logprobs == base
-        assert lora.train_step(batch, PolicyLossConfig())["grad_norm"] > 0
+        assert lora.train(batch, ClippedPolicyLoss.for_batch(PolicyLossConfig(), batch.loss_masks))["grad_norm"] > 0
         moved = lora.logprobs(batch)
         assert max(abs(a - b) for ra, rb in zip(moved, base) for a, b in zip(ra, rb)) > 1e-3
-        assert lora.logprobs(batch, reference=True) == base  # the reference (adapters off) never moves
+        assert lora.logprobs(batch, model="reference") == base  # the reference (adapters off) never moves
         # the generator, given the merged weights, reproduces the adapted policy
         assert sync_weights(lora, gens, bucket_mb=0.5, probe=batch, tolerance=1e-3).max_logprob_diff < 1e-4
     finally:
