@@ -34,6 +34,7 @@ BASE = [
     "matplotlib",
     "highspy>=1.7",
     "requests",
+    "jsonschema>=4.18",  # launch/k8s: KubeRay manifests against the CRD schemas
     "pebble>=5.0",
 ]
 
