@@ -9,6 +9,8 @@
 set -uo pipefail
 role=$1 ip=$2 slot=$3 cpus=$4 gpus=$5
 node="${SLURMD_NODENAME:-$(hostname -s)}"
+iface_ip() { ip -4 -o addr show dev "$1" | awk '{ split($4, a, "/"); print a[1]; exit }'; }
+[ -n "${REFORGE_RAY_IFACE:-}" ] && ip="$(iface_ip "$REFORGE_RAY_IFACE")"  # e.g. the InfiniBand interface
 # Node-local and short: Ray's AF_UNIX socket paths under it must fit in 107 bytes.
 tmp="${REFORGE_RAY_TMP:-/tmp}/rr-${SLURM_JOB_ID}-$node"
 base=$((REFORGE_RAY_PORT_BASE + slot * 1000))
