@@ -133,6 +133,9 @@ class PolicyGroup:
     def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig) -> dict[str, float]:
         return self.train(batch, PairLoss(loss_cfg, float(len(batch))))
 
+    def state_buckets(self, bucket_bytes: int) -> list[Any]:
+        return ray.get([w.state_buckets.remote(bucket_bytes) for w in self.workers])[0]
+
     def save_hf(self, out_dir: str) -> None:
         ray.get([w.save_hf.remote(out_dir) for w in self.workers])
 
