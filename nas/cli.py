@@ -2,6 +2,9 @@
 
     reforge nas                      the Puzzle pipeline on the tiny default (= `reforge nas run`)
     reforge nas run [key=value ...]  the same, with config overrides (recipes/configs/puzzle_tiny.yaml)
+    reforge nas minitron-ssm [key=value ...]
+                                     Minitron-SSM + MiniPuzzle on the tiny NemotronH
+                                     (recipes/configs/minitron_ssm_tiny.yaml)
     reforge nas search --library FILE --objective metrics.kl_div --max stats.memory_mib=X ...
                                      solve a block library (public Puzzle layout) and print the
                                      per-layer choice and the totals
@@ -14,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-PUZZLE_TINY = Path(__file__).resolve().parent.parent / "recipes" / "configs" / "puzzle_tiny.yaml"
+CONFIGS = Path(__file__).resolve().parent.parent / "recipes" / "configs"
+PUZZLE_TINY, MINITRON_SSM_TINY = CONFIGS / "puzzle_tiny.yaml", CONFIGS / "minitron_ssm_tiny.yaml"
 
 
 def _bound(text: str) -> tuple[str, float]:
@@ -90,12 +94,25 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    return list(getattr(args, "overrides", [])) + (["--show-config"] if getattr(args, "show_config", False) else [])
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from core.config import parse_cli
     from nas.config import PuzzleConfig
     from nas.pipeline import run
 
-    run(parse_cli(PuzzleConfig, list(getattr(args, "overrides", [])), PUZZLE_TINY, prog="reforge nas run"))
+    run(parse_cli(PuzzleConfig, _overrides(args), PUZZLE_TINY, prog="reforge nas run"))
+    return 0
+
+
+def _cmd_minitron_ssm(args: argparse.Namespace) -> int:
+    from core.config import parse_cli
+    from nas.config import MinitronSSMConfig
+    from nas.minitron_ssm import run
+
+    run(parse_cli(MinitronSSMConfig, _overrides(args), MINITRON_SSM_TINY, prog="reforge nas minitron-ssm"))
     return 0
 
 
@@ -105,7 +122,13 @@ def register_nas(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="nas_command")
     run = sub.add_parser("run", help="the Puzzle pipeline (recipes/configs/puzzle_tiny.yaml + key=value overrides)")
     run.add_argument("overrides", nargs="*", help="config=FILE.yaml and key=value overrides")
+    run.add_argument("--show-config", action="store_true", help="print every resolved setting and exit")
     run.set_defaults(func=_cmd_run)
+    ssm = sub.add_parser("minitron-ssm", help="Minitron-SSM + MiniPuzzle on a NemotronH hybrid "
+                                              "(recipes/configs/minitron_ssm_tiny.yaml + key=value overrides)")
+    ssm.add_argument("overrides", nargs="*", help="config=FILE.yaml and key=value overrides")
+    ssm.add_argument("--show-config", action="store_true", help="print every resolved setting and exit")
+    ssm.set_defaults(func=_cmd_minitron_ssm)
     s = sub.add_parser("search", help="solve a block library (public Puzzle layout) under budgets")
     s.add_argument("--library", required=True, type=Path, help="block library JSON ({'layer_0': {KEY: {...}}})")
     s.add_argument("--objective", default="metrics.kl_div", help="summed per-layer field to minimise")

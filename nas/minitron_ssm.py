@@ -73,13 +73,19 @@ def candidate_specs(cfg, depth_scores: dict[int, float], c: MinitronSSMConfig) -
 
 
 def random_kept(cfg, spec: PruneSpec, seed: int):
-    """Random importance and random non-attention layers: the baseline of the same shape."""
+    """Random importance, and random blocks dropped with as many of each type as `spec`
+    drops: the baseline with the same shape and parameter count."""
     from nas.ssm_importance import random_importance
 
     g = torch.Generator().manual_seed(seed)
-    scores = {i: float(torch.rand(1, generator=g)) for i in range(cfg.num_hidden_layers)}
+    types = cfg.layers_block_type
+    drop = []
+    for kind in dict.fromkeys(types[i] for i in spec.drop_layers):
+        pool = [i for i, t in enumerate(types) if t == kind]
+        n = sum(types[i] == kind for i in spec.drop_layers)
+        drop += [pool[j] for j in torch.randperm(len(pool), generator=g)[:n].tolist()]
     spec = PruneSpec(spec.hidden_size, spec.mamba_num_heads, spec.mamba_head_dim, spec.intermediate_size,
-                     layers_to_drop(cfg, scores, len(spec.drop_layers)))
+                     tuple(sorted(drop)))
     return spec, kept_indices(cfg, random_importance(cfg, seed), spec)
 
 
