@@ -41,6 +41,10 @@ $PY -m launch.cli slurm --nodes 2 --cpus-per-node 2 --wait --job-dir "$SLURM_DIR
   --command 'python -c "import sys; print(\"failing on purpose\"); sys.exit(3)"'
 echo "FAIL_RC=$?"
 echo "FAIL_SECONDS=$((SECONDS - t0))"
+t0=$SECONDS
+$PY -m launch.cli slurm --nodes 2 --cpus-per-node 2 --wait --job-dir "$SLURM_DIR/dead" --worker-resources 'not json'   --command true
+echo "DEAD_RC=$?"
+echo "DEAD_SECONDS=$((SECONDS - t0))"
 echo "RAY_LEFT=$(ps -eo comm= | grep -c -E 'raylet|gcs_server|ray::|srun|slurmstepd')"
 echo "TMP_LEFT=$(ls -d "$SLURM_DIR"/rr-* 2>/dev/null | wc -l)"
 """ + minislurm.STOP + r"""
@@ -62,6 +66,9 @@ def test_grpo_on_two_slurm_nodes_and_exit_code(tiny_model_dir):
         print(f"slurm scenario: {time.time() - t0:.0f} s in all")
         kv = key_values(out.stdout)
         print({k: v for k, v in kv.items() if k.endswith(("_RC", "_SECONDS", "_LEFT"))})
+        for out_file in sorted(Path(work).glob("*/sbatch-*.out")):  # the script's own timeline
+            print(out_file.parent.name, *[ln for ln in out_file.read_text().splitlines() if ln.startswith("[ray_cluster")],
+                  sep="\n  ")
         grpo, fail = Path(work, "grpo"), Path(work, "fail")
         report = out.stdout[-4000:] + out.stderr[-2000:] + "".join(p.read_text()[-3000:] for p in grpo.glob("sbatch-*.out"))
         assert kv.get("GRPO_RC") == "0", report
@@ -82,6 +89,9 @@ def test_grpo_on_two_slurm_nodes_and_exit_code(tiny_model_dir):
 
         assert kv.get("FAIL_RC") == "3", out.stdout[-3000:]
         assert "failing on purpose" in (fail / "job.log").read_text()
+        dead_log = "".join(p.read_text() for p in Path(work, "dead").glob("sbatch-*.out"))
+        assert kv.get("DEAD_RC") == "1" and "node n2 left the cluster while it was starting" in dead_log, dead_log
+        assert int(kv["DEAD_SECONDS"]) < 120  # REFORGE_RAY_START_TIMEOUT is 300 s
         assert kv["RAY_LEFT"] == "0" and kv["TMP_LEFT"] == "0" and kv["DAEMONS_LEFT"] == "0", kv
     finally:
         shutil.rmtree(work, ignore_errors=True)
