@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import signal
 import sys
 import time
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     client = JobSubmissionClient(args.address)
     env = dict(kv.split("=", 1) for kv in args.env)
-    job_id = client.submit_job(entrypoint=" ".join(args.command), submission_id=args.submission_id or None,
+    command = args.command[0] if len(args.command) == 1 else shlex.join(args.command)  # one word = a shell line
+    job_id = client.submit_job(entrypoint=command, submission_id=args.submission_id or None,
                                runtime_env={"working_dir": args.working_dir, "excludes": EXCLUDES, "env_vars": env})
     print(f"[submit_job] submitted Ray job {job_id} to {args.address}", flush=True)
 
