@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from core.chat import ChatSettings
+from core.data.layouts import Layout
 from core.metrics import LoggingConfig
 from core.training import TrainConfig
 from sft.mixing import MixConfig
@@ -22,7 +23,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    train_files: list[str] = field(default_factory=list)  # JSONL rows with responses; empty = synthetic
+    train_files: list[str] = field(default_factory=list)  # rows with responses (JSONL, parquet, save_to_disk dir[::split]); empty = synthetic
+    layout: Layout = field(default_factory=Layout)  # how their rows map to messages (core.data.layouts)
     on_error: str = "raise"  # malformed rows: raise | skip (counted)
     synthetic_math: int = 4000  # math problems, each rendered in both modes
     synthetic_code: int = 1000  # code tasks, each in both modes

@@ -51,7 +51,7 @@ def train_rows(cfg: SFTConfig, settings: ChatSettings | None = None) -> list[dic
     if d.train_files:
         rows = []
         for f in d.train_files:
-            report = load_rows(f, on_error=d.on_error)
+            report = load_rows(f, on_error=d.on_error, layout=d.layout)
             log0(report.summary(f))
             rows += [r.to_dict() for r in report.rows]
         return rows

@@ -1,6 +1,10 @@
 """Load task rows from JSONL (or anything `datasets` reads) with per-row validation.
 
-A malformed row is reported as `file:line: reason`. With `on_error="skip"` it is skipped and
+Files: JSONL, or through `datasets`: parquet, JSON, CSV, arrow files and `save_to_disk`
+folders (a `DatasetDict` folder: its `train` split, or `path::split`, e.g. `gsm8k::test`). Rows in other
+layouts (Llama-Nemotron post-training data, question/answer tables) are mapped by
+core.data.layouts. A malformed row is reported as `file:line: reason` (for tables: the
+1-based row number). With `on_error="skip"` it is skipped and
 counted (the caller reports the count); with `on_error="raise"` loading stops before any
 expensive work. Nothing is dropped silently.
 """
@@ -12,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from core.data.schema import Row, RowError, validate_row
+from core.data.layouts import Layout, to_row
+from core.data.schema import Row, RowError
 
 
 class DataError(ValueError):
@@ -28,7 +33,7 @@ class LoadReport:
         return f"{path}: {len(self.rows)} rows loaded, {len(self.skipped)} malformed rows skipped"
 
 
-def _records(path: Path) -> Iterator[tuple[int, Any | Exception]]:
+def _records(path: Path, split: str = "train") -> Iterator[tuple[int, Any | Exception]]:
     """(line number, decoded object or the decode error); other formats go through datasets."""
     if path.suffix in (".jsonl", ".ndjson"):
         with path.open(encoding="utf-8") as f:
@@ -45,6 +50,10 @@ def _records(path: Path) -> Iterator[tuple[int, Any | Exception]]:
     fmt = {".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(path.suffix)
     if fmt is None:
         ds = datasets.load_from_disk(str(path))
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise DataError(f"{path}: a DatasetDict with splits {sorted(ds)}; name one as {path}::<split>")
+            ds = ds[split]
     else:
         ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
     for i, rec in enumerate(ds, 1):
@@ -56,12 +65,13 @@ def load_records(path: str | Path, validate: Callable[[Any, str], Any], on_error
     """Validate every record of a file with `validate(obj, default_id)`."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    path, _, split = str(path).partition("::")
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     report = LoadReport(rows=[])
-    for lineno, obj in _records(path):
+    for lineno, obj in _records(path, split or "train"):
         try:
             if isinstance(obj, Exception):
                 raise obj
@@ -77,9 +87,11 @@ def load_records(path: str | Path, validate: Callable[[Any, str], Any], on_error
     return report
 
 
-def load_rows(path: str | Path, on_error: str = "raise") -> LoadReport:
-    """Task rows (messages, reasoning, reward spec) validated against core.data.schema."""
-    return load_records(path, validate_row, on_error)
+def load_rows(path: str | Path, on_error: str = "raise", layout: Layout | None = None) -> LoadReport:
+    """Task rows (messages, reasoning, reward spec) validated against core.data.schema, from
+    the layout given (default: OpenAI messages or Llama-Nemotron rows, told apart per row)."""
+    layout = layout or Layout()
+    return load_records(path, lambda obj, default_id: to_row(layout, obj, default_id), on_error)
 
 
 def write_jsonl(path: str | Path, rows: list[dict | Row]) -> Path:
