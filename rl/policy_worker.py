@@ -46,10 +46,12 @@ class PolicyWorker:
     def __init__(self, model_dir: str, train: TrainConfig, rank: int = 0, world_size: int = 1,
                  master_addr: str = "127.0.0.1", master_port: int = 29500, keep_reference: bool = True,
                  micro_batch_size: int = 64, micro_batch_tokens: int = 0, adapter: AdapterConfig | None = None,
-                 reference_dir: str | None = None, logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS):
-        """`reference_dir` (default `model_dir`): the KL anchor's weights. A resumed run passes
-        the starting model here, so the reference never moves with the policy."""
-        os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": "0",
+                 reference_dir: str | None = None, logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                 local_rank: int = 0):
+        """`reference_dir` (default `model_dir`): the KL anchor's weights. `local_rank`: the CUDA
+        device index of this rank (0 under Ray, which shows each policy actor one GPU; the
+        rank's index on its node when ranks share a node's GPUs)."""
+        os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(local_rank),
                            "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port)})
         seed_everything(train.seed)
         if adapter is not None:
