@@ -35,15 +35,10 @@ MEAN_TOKENS = {"tiny": 32, "small": 64}  # eos-calibrated policies: target mean 
 def _engine_worker(kind: str, model_dir: str, hf_batch_size: int, conn) -> None:
     """Runs in a spawned process: build one engine, then answer generate requests."""
     from core.engines.base import SamplingSettings
+    from core.engines.factory import EngineSettings, make_engine
 
-    if kind == "vllm":
-        from core.engines.vllm_engine import VLLMEngine, VLLMSettings
-
-        engine = VLLMEngine(model_dir, VLLMSettings(max_model_len=1024, kv_cache_gib=1.0))
-    else:
-        from core.engines.hf_engine import HFEngine
-
-        engine = HFEngine(model_dir, batch_size=hf_batch_size)
+    engine = make_engine(model_dir, EngineSettings(engine=kind, max_model_len=1024, kv_cache_gib=1.0,
+                                                   hf_batch_size=hf_batch_size))
     conn.send("ready")
     while True:
         msg = conn.recv()

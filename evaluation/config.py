@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.engines.factory import ENGINES
+
 
 @dataclass
 class ModeSampling:
@@ -33,7 +35,7 @@ class EvalConfig:
     synth_seed: int = 1  # seed of the synthetic test split (`reforge data synth` uses train seed + 1)
     respect_row_reasoning: bool = False  # user JSONL: evaluate a row only in its own `reasoning` mode
     on_error: str = "skip"  # malformed user rows: skip (and count) or raise before generating
-    engine: str = "vllm"  # vllm | hf
+    engine: str = "vllm"  # auto | vllm | hf (core.engines.factory: vllm where it does not import is an error)
     num_engines: int = 1  # > 1: that many vLLM engines in Ray actors share the prompts
     max_model_len: int = 1024
     kv_cache_gib: float = 1.0
@@ -62,8 +64,8 @@ class EvalConfig:
             raise ValueError(f"modes: expected a non-empty subset of [on, off], got {self.modes}")
         if self.n < 1 or not self.ks or min(self.ks) < 1:
             raise ValueError("n and every k must be >= 1")
-        if self.engine not in ("vllm", "hf"):
-            raise ValueError(f"engine: expected vllm or hf, got {self.engine!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine: expected one of {list(ENGINES)}, got {self.engine!r}")
         if self.on_error not in ("skip", "raise"):
             raise ValueError(f"on_error: expected skip or raise, got {self.on_error!r}")
         if not self.tasks:

@@ -55,10 +55,12 @@ class SubblockCosts:
 
 
 def open_engine(model_dir: str, s: CostSettings, max_model_len: int = 0):
-    from core.engines.vllm_engine import VLLMEngine, VLLMSettings
+    """The serving engine the costs are measured on: vLLM, never a silent HF fallback."""
+    from core.engines.factory import EngineSettings, make_engine
 
-    return VLLMEngine(model_dir, VLLMSettings(max_model_len=max(max_model_len, s.prompt_len + s.decode_tokens + 8),
-                                              dtype=s.dtype, max_num_seqs=max(s.batch_size, 1)))
+    return make_engine(str(model_dir), EngineSettings(
+        engine="vllm", max_model_len=max(max_model_len, s.prompt_len + s.decode_tokens + 8), dtype=s.dtype,
+        max_num_seqs=max(s.batch_size, 1)))
 
 
 def measure_engine(engine, s: CostSettings) -> EngineTiming:

@@ -1,8 +1,9 @@
 """Ray actor groups around the policy workers and the generators.
 
 Each group hides its fan-out: a batch is sharded over the policy ranks (equal shards, so
-every rank runs the same collectives), prompts are split over the generator engines and
-the completions come back in request order.
+every rank runs the same collectives); the generators are core.engines.group's engine
+actors, which split prompts and return completions in request order. Weights move from
+one to the other through rl.weight_transport.
 """
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from typing import Any
 
 import ray
 
-from core.engines.base import Completion, SamplingSettings
-from core.training import TrainConfig
+from core import peak_memory
+from core.engines.group import EngineGroup
+from core.engines.weight_group import broadcast_bucket, close_group, open_group
+from core.training import TrainConfig, dist
 from rl.batch import RolloutBatch, shard_batch, unshard
-from rl.generator import GeneratorConfig, GeneratorWorker
+from rl.generator import GeneratorConfig
 from rl.losses import ClippedPolicyLoss
 from rl.policy_worker import PolicyWorker
 from rl.preference.batch import PairBatch, shard_pairs
 from rl.preference.losses import PairLoss, PreferenceLossConfig
 from rl.preference.worker import merge_step_stats
+from rl.weight_stream import Bucket, gather_bucket, plan_buckets
+from rl.weight_transport import ObjectStoreTransport, WeightTransport, make_transport
 from sft.config import AdapterConfig
 
 
@@ -61,15 +66,42 @@ class _PolicyActor(PolicyWorker):
     def address(self) -> tuple[str, int]:
         return ray.util.get_node_ip_address(), _free_port()
 
+    # ---- weight transport (rl.weight_transport); every rank takes part in each gather ----
+    def _lora_scaling(self) -> float | None:
+        return self.adapter.alpha / self.adapter.rank if self.adapter.method == "lora" else None
 
-@ray.remote
-class _GeneratorActor(GeneratorWorker):
-    def node_id(self) -> str:
-        return ray.get_runtime_context().get_node_id()
+    def weight_plan(self, bucket_bytes: int) -> list[Bucket]:
+        return plan_buckets(self.backend.model, bucket_bytes, self._lora_scaling())
 
+    def put_weight_bucket(self, bucket: Bucket) -> list[ray.ObjectRef] | None:
+        """Gather one bucket; rank 0 puts it in the object store and returns [its ref]."""
+        tensors = gather_bucket(self.backend.model, bucket, self._lora_scaling())
+        if self.rank != 0:
+            return None
+        return [ray.put({k: v.cpu() for k, v in tensors.items()})]
 
-def _shards(n: int, world: int) -> list[list[int]]:
-    return [list(range(r, n, world)) for r in range(world)]
+    def open_weight_group(self, host: str, port: int, world_size: int) -> None:
+        if self.rank == 0:
+            self._weight_group = open_group(host, port, 0, world_size, dist.device())
+
+    def send_weight_buckets(self, plan: list[Bucket]) -> None:
+        """Gather bucket after bucket; rank 0 broadcasts each to the engines' workers."""
+        for bucket in plan:
+            tensors = gather_bucket(self.backend.model, bucket, self._lora_scaling())
+            if self.rank == 0:
+                broadcast_bucket(self._weight_group, list(bucket.specs), dist.device(), list(tensors.values()))
+            del tensors
+
+    def close_weight_group(self) -> None:
+        close_group(getattr(self, "_weight_group", None))
+        self._weight_group = None
+
+    def start_peak_memory(self) -> None:
+        self._peak = peak_memory.PeakWindow()
+        self._peak.start()
+
+    def stop_peak_memory(self) -> peak_memory.Peak:
+        return self._peak.stop()
 
 
 class PolicyGroup:
@@ -133,14 +165,8 @@ class PolicyGroup:
     def preference_step(self, batch: PairBatch, loss_cfg: PreferenceLossConfig) -> dict[str, float]:
         return self.train(batch, PairLoss(loss_cfg, float(len(batch))))
 
-    def state_buckets(self, bucket_bytes: int) -> list[Any]:
-        return ray.get([w.state_buckets.remote(bucket_bytes) for w in self.workers])[0]
-
     def save_hf(self, out_dir: str) -> None:
         ray.get([w.save_hf.remote(out_dir) for w in self.workers])
-
-    def nccl_address(self) -> tuple[str, int]:
-        return ray.get(self.workers[0].address.remote())
 
     def save_state(self, directory: str) -> None:
         ray.get([w.save_state.remote(directory) for w in self.workers])
@@ -153,50 +179,19 @@ class PolicyGroup:
             ray.kill(w)
 
 
-class GeneratorGroup:
+class GeneratorGroup(EngineGroup):
+    """The RL generators, and the transport that brings them the policy's weights."""
+
     def __init__(self, model_dir: str, cfg: GeneratorConfig, placement: PlacementConfig, seed: int):
-        opts = dict(num_cpus=cfg.num_cpus_per_engine, num_gpus=cfg.num_gpus_per_engine,
-                    resources=placement.generator_resources or None)
-        self.workers = [_GeneratorActor.options(**opts).remote(model_dir, cfg, seed=seed + i)
-                        for i in range(cfg.num_engines)]
-        self.kind = ray.get(self.workers[0].engine_kind.remote())
+        super().__init__(model_dir, cfg, num_engines=cfg.num_engines, seed=seed, num_cpus=cfg.num_cpus_per_engine,
+                         num_gpus=cfg.num_gpus_per_engine, resources=placement.generator_resources)
+        self.transport: WeightTransport = ObjectStoreTransport()
 
-    def node_ids(self) -> list[str]:
-        return ray.get([w.node_id.remote() for w in self.workers])
-
-    def generate(self, prompts: list[list[int]], sampling: SamplingSettings) -> list[Completion]:
-        """Split prompts over the engines; completions come back grouped by prompt, in order."""
-        shards = _shards(len(prompts), len(self.workers))
-        parts = ray.get([w.generate.remote([prompts[i] for i in s], sampling)
-                         for w, s in zip(self.workers, shards) if s])
-        by_prompt: dict[int, list[Completion]] = {}
-        for s, part in zip([s for s in shards if s], parts):
-            for c in part:
-                c.prompt_index = s[c.prompt_index]
-                by_prompt.setdefault(c.prompt_index, []).append(c)
-        return [c for i in range(len(prompts)) for c in by_prompt[i]]
-
-    def update_weights(self, buckets: list[Any]) -> list[dict[str, float]]:
-        return ray.get([w.update_weights.remote(buckets) for w in self.workers])
-
-    def connect_nccl(self, policy: "PolicyGroup", tensor_parallel_size: int) -> None:
-        """CUDA: one NCCL group, trainer rank 0 = rank 0, engine e's workers = 1 + e*tp ..."""
-        host, port = policy.nccl_address()
-        world = 1 + len(self.workers) * tensor_parallel_size
-        joins = [w.init_weight_receiver.remote(host, port, 1 + e * tensor_parallel_size, world)
-                 for e, w in enumerate(self.workers)]
-        ray.get([p.init_weight_sender.remote(host, port, world) for p in policy.workers] + joins)
-
-    def receive_weights_from(self, policy: "PolicyGroup") -> None:
-        specs = ray.get(policy.workers[0].weight_specs.remote())
-        receives = [w.receive_weights.remote(specs) for w in self.workers]
-        ray.get([p.send_weights.remote() for p in policy.workers] + receives)
-
-    def prompt_logprobs(self, sequences: list[list[int]], prompt_lens: list[int]) -> list[list[list[float]]]:
-        """Every engine's answer, so parity is checked on each of them."""
-        return ray.get([w.prompt_logprobs.remote(sequences, prompt_lens) for w in self.workers])
+    def connect(self, policy: PolicyGroup, transport: str) -> None:
+        """Use `transport` (object_store | collective) for syncs from `policy` from now on."""
+        self.transport.close()
+        self.transport = make_transport(transport, policy, self)
 
     def shutdown(self) -> None:
-        ray.get([w.shutdown.remote() for w in self.workers])
-        for w in self.workers:
-            ray.kill(w)
+        self.transport.close()
+        super().shutdown()

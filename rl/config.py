@@ -15,6 +15,7 @@ from rl.actors import PlacementConfig
 from rl.curriculum import CurriculumConfig
 from rl.generator import GeneratorConfig
 from rl.lora import check_adapter
+from rl.weight_transport import TRANSPORTS
 from sft.config import AdapterConfig
 
 
@@ -108,14 +109,16 @@ class RewardConfig:
 class SyncConfig:
     """Trainer -> generator weight sync and its parity check."""
 
-    transport: str = "object_store"  # object_store (CPU and GPU) | nccl (CUDA: trainer -> vLLM broadcast)
-    bucket_mb: float = 64.0
+    # object_store: buckets through Ray's object store | collective: a torch.distributed broadcast from the
+    # policy to every engine worker (gloo on CPU, NCCL on GPU); see rl/weight_transport.py
+    transport: str = "object_store"
+    bucket_mb: float = 64.0  # gathered and sent at a time: bounds the extra memory of a sync on both sides
     parity_check: bool = True
     parity_tolerance: float = 1e-3  # max |logprob diff| on the probe, float32
     probe_sequences: int = 4
 
     def __post_init__(self) -> None:
-        check_choice("sync.transport", self.transport, ("object_store", "nccl"))
+        check_choice("sync.transport", self.transport, TRANSPORTS)
 
 
 @dataclass

@@ -69,8 +69,7 @@ class GRPOTrainer:
                                   micro_batch_size=cfg.algorithm.micro_batch_size,
                                   micro_batch_tokens=cfg.algorithm.micro_batch_tokens, adapter=cfg.adapter)
         self.generators = GeneratorGroup(weights_dir, cfg.generator, cfg.placement, seed=cfg.seed)
-        if cfg.sync.transport == "nccl":
-            self.generators.connect_nccl(self.policy, cfg.generator.tensor_parallel_size)
+        self.generators.connect(self.policy, cfg.sync.transport)
 
     def _pass_rates(self) -> tuple[list[Row], list[float], int]:
         cache = self.run.path / "pass_rates.json"
@@ -198,8 +197,7 @@ class GRPOTrainer:
             self.probe = probe_from(batch, cfg.sync.probe_sequences)
         t3 = time.perf_counter()
         report = sync_weights(self.policy, self.generators, cfg.sync.bucket_mb,
-                              self.probe if cfg.sync.parity_check else None, cfg.sync.parity_tolerance,
-                              cfg.sync.transport)
+                              self.probe if cfg.sync.parity_check else None, cfg.sync.parity_tolerance)
         record["time/sync"] = time.perf_counter() - t3
         record.update({"sync_seconds": report.seconds, "sync_bytes": report.bytes, "sync_buckets": report.buckets})
         if report.max_logprob_diff is not None:

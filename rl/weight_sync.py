@@ -1,6 +1,7 @@
 """Trainer -> generator weight sync, and the parity check that follows it.
 
-Weights travel in buckets through the Ray object store (CPU). After every sync a fixed
+Weights travel bucket by bucket through the generators' transport (rl.weight_transport:
+the Ray object store, or a torch.distributed collective). After every sync a fixed
 probe's per-token logprobs from each generator must match the trainer's within a
 tolerance; a mismatch means the generators sample from a different policy than the one
 being trained (stale prefix cache, a weight that failed to load, a dtype mix-up), so the
@@ -34,7 +35,7 @@ def probe_from(batch: RolloutBatch, n: int) -> RolloutBatch:
 def parity_diff(policy, generators, probe: RolloutBatch) -> tuple[float, str]:
     trainer = policy.logprobs(probe)
     worst, where = 0.0, ""
-    for engine, answers in enumerate(generators.prompt_logprobs(probe.sequences, probe.prompt_lens)):
+    for engine, answers in enumerate(generators.prompt_logprobs_each(probe.sequences, probe.prompt_lens)):
         for s, (a, b) in enumerate(zip(trainer, answers)):
             for t, (x, y) in enumerate(zip(a, b)):
                 if abs(x - y) > worst:
@@ -42,15 +43,10 @@ def parity_diff(policy, generators, probe: RolloutBatch) -> tuple[float, str]:
     return worst, where
 
 
-def sync_weights(policy, generators, bucket_mb: float, probe: RolloutBatch | None, tolerance: float,
-                 transport: str = "object_store") -> SyncReport:
+def sync_weights(policy, generators, bucket_mb: float, probe: RolloutBatch | None, tolerance: float) -> SyncReport:
+    """Send the policy's weights through `generators.transport`, then check parity on `probe`."""
     start = time.perf_counter()
-    if transport == "nccl":
-        generators.receive_weights_from(policy)
-        n_bytes, n_buckets = float("nan"), 0
-    else:
-        buckets = policy.state_buckets(int(bucket_mb * 2**20))
-        n_bytes, n_buckets = generators.update_weights(buckets)[0]["bytes"], len(buckets)
+    sent = generators.transport.send(policy, generators, int(bucket_mb * 2**20))
     seconds = time.perf_counter() - start
     diff = None
     if probe is not None:
@@ -60,4 +56,4 @@ def sync_weights(policy, generators, bucket_mb: float, probe: RolloutBatch | Non
                 f"after weight sync the generator's logprobs differ from the trainer's by {diff:.3g} "
                 f"(tolerance {tolerance:g}) at {where}. The generators would sample from another policy; "
                 "check that every weight loaded (names, dtype) and that the prefix cache was reset.")
-    return SyncReport(seconds, n_bytes, n_buckets, diff)
+    return SyncReport(seconds, float(sent.bytes), sent.buckets, diff)

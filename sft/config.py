@@ -6,6 +6,8 @@ from typing import Optional
 
 from core.chat import ChatSettings
 from core.data.layouts import Layout
+from core.config import check_choice
+from core.engines.factory import ENGINES
 from core.metrics import LoggingConfig
 from core.training import TrainConfig
 from sft.mixing import MixConfig
@@ -56,7 +58,10 @@ class EvalConfig:
     code_per_mode: int = 40
     seed: int = 9999  # held-out problems come from another seed; train-set duplicates are removed
     max_tokens: int = 128
-    engine: str = "vllm"  # vllm | hf
+    engine: str = "vllm"  # auto | vllm | hf (core.engines.factory: vllm where it does not import is an error)
+
+    def __post_init__(self) -> None:
+        check_choice("eval.engine", self.engine, ENGINES)
 
 
 @dataclass

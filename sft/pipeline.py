@@ -18,6 +18,7 @@ from core.paths import reforge_home, runs_root
 from core.run_dir import RunDir
 from core.seed import seed_everything
 from core.tiny import build_tiny_model
+from core.tokenization import stop_token_ids
 from core.training import build_backend, dist
 from sft.adapters import apply_adapter, merge_adapter, num_trainable
 from sft.batching import BatchPlan
@@ -69,6 +70,15 @@ def heldout_rows(cfg: SFTConfig, train: list[dict]) -> list[dict]:
     return [r for r in rows if prompt_key(r) not in seen]
 
 
+def _stop_at_end_of_turn(model, tok, base: Path) -> None:
+    """Generation stops where the template ends an assistant turn: its end-of-turn token
+    joins the base's eos ids in the exported generation config (vLLM and HF read them)."""
+    stop = stop_token_ids(tok, base)
+    eos = model.generation_config.eos_token_id
+    if set(stop) != set(eos if isinstance(eos, list) else [eos]):
+        model.generation_config.eos_token_id = stop
+
+
 def publish(src: Path, dest: Path) -> Path:
     """Replace dest with a copy of src (copy aside, then rename, so readers never see half)."""
     tmp = dest.with_name(dest.name + f".tmp{time.time_ns()}")
@@ -82,14 +92,9 @@ def publish(src: Path, dest: Path) -> Path:
 def _measure(cfg: SFTConfig, checkpoint: Path, rows: list[dict]) -> dict[str, Any]:
     from sft.heldout import evaluate
 
-    if cfg.eval.engine == "vllm":
-        from core.engines.vllm_engine import VLLMEngine
+    from core.engines.factory import EngineSettings, make_engine
 
-        engine = VLLMEngine(str(checkpoint))
-    else:
-        from core.engines.hf_engine import HFEngine
-
-        engine = HFEngine(str(checkpoint))
+    engine = make_engine(str(checkpoint), EngineSettings(engine=cfg.eval.engine))
     _, tok = load_hf(checkpoint)
     result = evaluate(engine, tok, rows, cfg.eval.max_tokens)
     if hasattr(engine, "shutdown"):
@@ -164,7 +169,9 @@ def run_sft(cfg: SFTConfig) -> dict[str, Any]:
         export, _ = load_hf(base)
         export = apply_adapter(export, cfg.adapter)
         export.load_state_dict(full)
-        checkpoint = save_hf(merge_adapter(export, cfg.adapter), tok, run.path / "checkpoint")
+        final = merge_adapter(export, cfg.adapter)
+        _stop_at_end_of_turn(final, tok, base)
+        checkpoint = save_hf(final, tok, run.path / "checkpoint")
         tokens = sum(s.tokens for s in history) * world
         summary = {"checkpoint": str(checkpoint), "base": str(base), "steps": cfg.train.total_steps,
                    "final_loss": history[-1].loss if history else None,

@@ -17,9 +17,9 @@ def tiny_model_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def vllm_engine(tiny_model_dir):
-    from core.engines.vllm_engine import VLLMEngine, VLLMSettings
+    from core.engines.factory import EngineSettings, make_engine
 
-    engine = VLLMEngine(tiny_model_dir, VLLMSettings(max_model_len=512))
+    engine = make_engine(tiny_model_dir, EngineSettings(engine="vllm", max_model_len=512))
     yield engine
     engine.shutdown()
 

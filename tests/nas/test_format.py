@@ -97,7 +97,7 @@ def test_heterogeneous_child_same_greedy_logprobs_in_vllm_and_hf(parent, tok, tm
     from transformers import AutoModelForCausalLM
 
     from core.engines.base import SamplingSettings
-    from core.engines.vllm_engine import VLLMEngine, VLLMSettings
+    from core.engines.factory import EngineSettings, make_engine
     from nas.assemble import SubblockStore, assemble_child
     from nas.data import math_prompts
     from nas.format import save_decilm
@@ -105,7 +105,7 @@ def test_heterogeneous_child_same_greedy_logprobs_in_vllm_and_hf(parent, tok, tm
     child = assemble_child(SubblockStore(parent), hetero_variants())
     child_dir = save_decilm(child, tok, tmp_path / "child")
     prompts, _ = math_prompts(tok, 3)
-    engine = VLLMEngine(str(child_dir), VLLMSettings(max_model_len=256))
+    engine = make_engine(str(child_dir), EngineSettings(engine="vllm", max_model_len=256))
     try:
         comps = engine.generate(prompts, SamplingSettings(temperature=0.0, max_tokens=12))
     finally:
