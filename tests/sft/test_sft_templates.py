@@ -11,7 +11,7 @@ from chat_formats import FORMATS, build_checkpoint
 from core.chat import ChatSettings, chat_settings, with_system_prompt
 from core.config import load_config
 from core.data.synth import math_rows
-from core.tokenization import place_toggle
+from core.tokenization import end_of_turn_ids, place_toggle
 from sft.config import SFTConfig
 from sft.packing import encode_rows
 from sft.pipeline import run_sft
@@ -36,6 +36,10 @@ def test_sft_renders_with_the_checkpoints_template_and_trains(name, tmp_path, mo
                  "logging.tensorboard=false"]
     if name == "chatml":  # settings chosen in the recipe travel with the trained checkpoint
         overrides += ["model.chat.think_open=<reason>", "model.chat.think_close=</reason>"]
+        # a base model's generation config that stops only at <|endoftext|>, not at the turn's end
+        gen = json.loads((base / "generation_config.json").read_text())
+        gen["eos_token_id"] = tok.convert_tokens_to_ids("<|endoftext|>")
+        (base / "generation_config.json").write_text(json.dumps(gen))
     summary = run_sft(load_config(SFTConfig, None, overrides))
     assert summary["steps"] == 3 and summary["final_loss"] == summary["final_loss"]  # finite
     assert 0.0 <= summary["accuracy_on"] <= 1.0
@@ -43,6 +47,8 @@ def test_sft_renders_with_the_checkpoints_template_and_trains(name, tmp_path, mo
     assert out.chat_template == tok.chat_template
     expected = ChatSettings(think_open="<reason>", think_close="</reason>") if name == "chatml" else ChatSettings()
     assert chat_settings(out) == expected
+    stops = json.loads((tmp_path / "run" / "checkpoint" / "generation_config.json").read_text())["eos_token_id"]
+    assert set(end_of_turn_ids(tok)) <= set(stops if isinstance(stops, list) else [stops])
     cfg = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
     assert cfg["model_type"] == {"llama3": "llama", "chatml": "qwen2", "mistral": "mistral",
                                  "nemotron-nas": "nemotron-nas"}[name]
