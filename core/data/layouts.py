@@ -145,3 +145,29 @@ def to_row(layout: Layout, obj: Any, default_id: str) -> Row:
     if kind == "nemotron":
         return from_nemotron(obj, default_id)
     return from_columns(layout, obj, default_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m core.data.layouts SRC OUT.jsonl [kind=columns prompt=question ...]`: convert
+    any layout into task-row JSONL (what GRPO and evaluation read). Exit 1 if rows were skipped."""
+    import sys
+
+    from core.config import ConfigError, load_config
+    from core.data.loading import DataError, load_rows, write_jsonl
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2 or "=" in args[0] or "=" in args[1]:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    try:
+        report = load_rows(args[0], on_error="skip", layout=load_config(Layout, None, args[2:]))
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    write_jsonl(args[1], report.rows)
+    print(f"{args[1]}: {len(report.rows)} rows, {len(report.skipped)} malformed rows skipped")
+    return 1 if report.skipped else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -101,3 +101,18 @@ def test_trl_preference_pairs_and_a_malformed_row(tmp_path):
         load_pairs(path)
     pairs = load_pairs(path, on_error="skip").rows
     assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [(prompt, "4", "5")] * 2
+
+
+def test_convert_a_table_to_task_rows_for_rl_and_evaluation(tmp_path):
+    import subprocess
+    import sys
+
+    src = _jsonl(tmp_path / "gsm.jsonl", GSM + [{"question": "Broken", "answer": "no marker"}])
+    out = tmp_path / "rows.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "core.data.layouts", str(src), str(out), "kind=columns",
+                           "answer=answer", 'answer_after="#### "', "reasoning=off"], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr  # one malformed row skipped, and named
+    assert f"{src}:3: key 'answer'" in proc.stderr and "2 rows, 1 malformed rows skipped" in proc.stdout
+    rows = load_rows(out).rows  # plain task rows now
+    assert [(r.prompt_messages[0]["content"][:7], r.reward["answer"], r.reasoning) for r in rows] == [
+        ("Natalia", "72", "off"), ("A shirt", "12", "off")]
