@@ -36,6 +36,7 @@ BASE = [
     "requests",
     "jsonschema>=4.18",  # launch/k8s: KubeRay manifests against the CRD schemas
     "pebble>=5.0",
+    "cloudpickle>=3.0",
 ]
 
 setup(

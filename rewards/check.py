@@ -3,7 +3,7 @@
 Exercises the reward on canned samples (every built-in row type, both reasoning modes, empty
 and odd completions) and reports: results of the wrong type, exceptions, different scores on
 a second identical call, time per call, and whether the function survives the trip to a Ray
-worker (cloudpickle round trip).
+worker and to the worker process each call runs in (cloudpickle round trip).
 """
 from __future__ import annotations
 
@@ -69,10 +69,8 @@ class CheckReport:
 
 def _shippable(fn: Any) -> str:
     """'' when fn survives cloudpickle (how Ray ships functions), else the error."""
-    try:
-        from ray import cloudpickle
-    except ImportError:
-        import pickle as cloudpickle
+    import cloudpickle
+
     try:
         cloudpickle.loads(cloudpickle.dumps(fn))
     except Exception as e:  # noqa: BLE001 - any pickling error is the answer
@@ -84,6 +82,10 @@ def check_reward(component: RewardComponent, samples: list[RewardSample] | None 
     samples = samples or canned_samples()
     fn = component.resolve()
     report = CheckReport(component.name, fn.kind)
+    report.ship_error = _shippable(fn.fn)
+    report.shippable = not report.ship_error
+    if not report.shippable and fn.runs_in == "process":
+        return report  # it cannot reach the worker process it would run in
     runner = RewardRunner(fn, component.timeout_s, max_workers=1)
     start = time.monotonic()
     first, _ = runner.score(samples)
@@ -99,6 +101,5 @@ def check_reward(component: RewardComponent, samples: list[RewardSample] | None 
             report.exceptions.append(f"{sample.id}: {error}")
         elif a.result.score != b.result.score:
             report.nondeterministic.append(f"{sample.id}: {a.result.score} then {b.result.score}")
-    report.ship_error = _shippable(fn.fn)
-    report.shippable = not report.ship_error
+    runner.close()
     return report

@@ -7,7 +7,7 @@ import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .metrics import RewardMetrics
+from .metrics import PoolFaults, RewardMetrics
 from .registry import RewardFn, get_reward
 from .runner import RewardRunner
 from .sample import RewardSample
@@ -49,7 +49,7 @@ class RewardComponent:
         fn = get_reward(self.name)
         if not self.options:
             return fn
-        return RewardFn(fn.name, functools.partial(fn.fn, **self.options), fn.kind)
+        return RewardFn(fn.name, functools.partial(fn.fn, **self.options), fn.kind, fn.runs_in)
 
 
 def parse_components(config: Any) -> list[RewardComponent]:
@@ -70,6 +70,7 @@ class BatchScores:
     scores: list[float]                      # weighted total per sample
     details: list[dict[str, dict[str, Any]]]  # per sample: name -> {"score", "info"}
     metrics: dict[str, RewardMetrics]
+    faults: PoolFaults = field(default_factory=PoolFaults)  # reward actors lost and replaced
 
 
 class CombinedReward:
@@ -78,6 +79,10 @@ class CombinedReward:
     def __init__(self, components: list[RewardComponent], max_workers: int = 4) -> None:
         self.components = components
         self.runners = [RewardRunner(c.resolve(), c.timeout_s, max_workers) for c in components]
+
+    def close(self) -> None:
+        for runner in self.runners:
+            runner.close()
 
     def score(self, samples: list[RewardSample]) -> BatchScores:
         totals = [0.0] * len(samples)

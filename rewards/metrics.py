@@ -27,6 +27,23 @@ class RewardMetrics:
         return {**asdict(self), "mean": self.mean}
 
 
+@dataclass
+class PoolFaults:
+    """What the reward pool survived in one call (or, summed, over a run)."""
+
+    actor_restarts: int = 0       # reward actors found dead and replaced
+    samples_retried: int = 0      # samples re-sent to a replacement actor once
+    samples_lost: int = 0         # samples scored 0 because their retry failed too
+
+    def add(self, other: "PoolFaults") -> None:
+        self.actor_restarts += other.actor_restarts
+        self.samples_retried += other.samples_retried
+        self.samples_lost += other.samples_lost
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
 def merge(parts: list[dict[str, RewardMetrics]]) -> dict[str, RewardMetrics]:
     total: dict[str, RewardMetrics] = {}
     for part in parts:

@@ -17,16 +17,24 @@ class RewardFn:
 
     kind: "sync" (sample -> float | RewardResult), "async" (a coroutine function of the
     same shape) or "batched" (list[sample] -> list[float | RewardResult]).
+    runs_in: "process" (default: each call in a worker process that is killed at its
+    timeout, see isolation.py) or "caller" (on a thread of the caller: only for rewards that
+    kill their own overrunning work, like math's verifier processes and code's sandbox, or
+    that hold a model that must be loaded once).
     """
 
     name: str
     fn: Callable[..., Any]
     kind: str
+    runs_in: str = "process"
 
     def __post_init__(self) -> None:
         if self.kind not in ("sync", "async", "batched"):
             raise ValueError(f"reward {self.name!r}: kind must be sync, async or batched, "
                              f"got {self.kind!r}")
+        if self.runs_in not in ("process", "caller"):
+            raise ValueError(f"reward {self.name!r}: runs_in must be 'process' or 'caller', "
+                             f"got {self.runs_in!r}")
 
 
 _REGISTRY: dict[str, RewardFn] = {}
@@ -39,14 +47,16 @@ def _kind_of(fn: Callable[..., Any], batched: bool) -> str:
     return "async" if inspect.iscoroutinefunction(target) else "sync"
 
 
-def reward(name: str | None = None, *, batched: bool = False) -> Callable[[Callable], Callable]:
+def reward(name: str | None = None, *, batched: bool = False,
+           runs_in: str = "process") -> Callable[[Callable], Callable]:
     """Register a reward under `name` (default: the function's name)."""
     def decorate(fn: Callable) -> Callable:
         key = name or fn.__name__
         if key in _REGISTRY and _REGISTRY[key].fn is not fn:
             raise ValueError(f"reward {key!r} is already registered by {_REGISTRY[key].fn!r}")
-        _REGISTRY[key] = RewardFn(key, fn, _kind_of(fn, batched))
+        _REGISTRY[key] = RewardFn(key, fn, _kind_of(fn, batched), runs_in)
         fn.reforge_batched = batched  # so a `module:function` reference keeps the form
+        fn.reforge_runs_in = runs_in
         return fn
     return decorate
 
@@ -56,7 +66,8 @@ def as_reward_fn(obj: Any, name: str) -> RewardFn:
         return obj
     if not callable(obj):
         raise TypeError(f"reward {name!r} resolved to {type(obj).__name__}, which is not callable")
-    return RewardFn(name, obj, _kind_of(obj, getattr(obj, "reforge_batched", False)))
+    return RewardFn(name, obj, _kind_of(obj, getattr(obj, "reforge_batched", False)),
+                    getattr(obj, "reforge_runs_in", "process"))
 
 
 def _import_target(name: str) -> Any:

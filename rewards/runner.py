@@ -1,9 +1,14 @@
-"""Calling rewards safely: every call has a timeout, and a reward that raises, hangs or
-returns a non-score scores 0 for that sample, is logged with the sample id and counted.
+"""Calling rewards safely: every call has a timeout, and a reward that raises, hangs,
+crashes its process or returns a non-score scores 0 for that sample, is logged with the
+sample id and counted.
 
-Sync rewards run in a thread pool; a thread cannot be killed, so a sync reward that hangs
-past its timeout is abandoned (and counted), not stopped. Rewards that can hang on hostile
-input (math, code) therefore do their own killing in worker processes or the sandbox.
+By default (`runs_in="process"`) every call runs in a worker process that is killed at the
+per-sample timeout (isolation.py), whatever the reward's form. A batched reward is called
+on the whole batch (it may rank or batch across samples), allowed timeout_s per sample; a
+batch that times out, crashes or fails is re-run one sample at a time, so only the samples
+that do not finish on their own score 0. Rewards marked `runs_in="caller"` kill their own overrunning work (math's
+verifier processes, code's sandbox) and run on the caller's threads, where a call past its
+timeout is abandoned (and counted), since a thread cannot be killed.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .isolation import Outcome, ProcessCaller
 from .metrics import RewardMetrics
 from .registry import RewardFn
 from .sample import RewardResult, RewardSample, as_result
@@ -82,10 +88,25 @@ class RewardRunner:
         self.fn = fn
         self.timeout_s = timeout_s
         self.max_workers = max_workers
+        self.processes = None
+        if fn.runs_in == "process":
+            try:
+                self.processes = ProcessCaller(fn.fn, max_workers)
+            except Exception as e:  # noqa: BLE001 - any pickling error, said with the fix
+                raise TypeError(f"reward {fn.name!r} cannot be sent to the worker process its calls "
+                                f"run in ({type(e).__name__}: {e}); make it picklable, or mark it "
+                                "runs_in='caller' if it kills its own overrunning work") from e
+
+    def close(self) -> None:
+        """Stop the worker processes (they are started again if the runner is used again)."""
+        if self.processes is not None:
+            self.processes.close()
 
     def score(self, samples: list[RewardSample]) -> tuple[list[Scored], RewardMetrics]:
         start = time.monotonic()
-        if self.fn.kind == "batched":
+        if self.processes is not None:
+            scored = self._in_processes(samples)
+        elif self.fn.kind == "batched":
             scored = self._batched(samples)
         elif self.fn.kind == "async":
             scored = asyncio.run(self._async(samples))
@@ -96,6 +117,33 @@ class RewardRunner:
                                 timeouts=sum(s.timed_out for s in scored),
                                 seconds=time.monotonic() - start)
         return scored, metrics
+
+    def _scored(self, sample: RewardSample, outcome: Outcome) -> Scored:
+        if outcome.kind == "ok":
+            return _checked(self.fn, sample.id, outcome.value)
+        return _failure(self.fn, sample.id, outcome.kind, outcome.error)
+
+    def _in_processes(self, samples: list[RewardSample]) -> list[Scored]:
+        assert self.processes is not None
+        if self.fn.kind != "batched":
+            outcomes = self.processes.call_all(samples, [self.timeout_s] * len(samples))
+            return [self._scored(s, o) for s, o in zip(samples, outcomes)]
+        [outcome] = self.processes.call_all([samples], [self.timeout_s * len(samples)])
+        values = outcome.value
+        if outcome.kind == "ok" and isinstance(values, (list, tuple)) and len(values) == len(samples):
+            return [_checked(self.fn, s.id, v) for s, v in zip(samples, values)]
+        log.warning("batched reward %s: the batch of %d did not finish (%s); scoring its samples "
+                    "one by one", self.fn.name, len(samples),
+                    outcome.error or f"returned {type(values).__name__}, not {len(samples)} scores")
+        scored: list[Scored] = []
+        singles = self.processes.call_all([[s] for s in samples], [self.timeout_s] * len(samples))
+        for sample, outcome in zip(samples, singles):
+            if outcome.kind == "ok":
+                one = outcome.value
+                outcome = (Outcome("ok", one[0]) if isinstance(one, (list, tuple)) and len(one) == 1
+                           else Outcome("bad return", error=f"returned {one!r} for one sample"))
+            scored.append(self._scored(sample, outcome))
+        return scored
 
     def _threads(self, samples: list[RewardSample]) -> list[Scored]:
         """One daemon thread per call, at most max_workers live; a call past its timeout

@@ -15,7 +15,7 @@ BY_TYPE = {"math": math_reward, "code": code_reward, "if": instruction_following
            "tool": tool_decision_reward}
 
 
-@reward("by_type")
+@reward("by_type", runs_in="caller")  # each built-in it calls bounds its own work
 def by_type_reward(sample: RewardSample, **options: Any) -> RewardResult:
     """options: {"math": {...}, "code": {"mode": "fraction"}, ...} passed to that reward."""
     kind = sample.reward_spec.get("type")

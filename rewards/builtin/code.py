@@ -72,7 +72,7 @@ def run_tests(code: str, tests: list[str], limits: Limits | None = None,
             "error": (verdict.stderr.strip().splitlines() or ["no result from the harness"])[-1]}
 
 
-@reward("code")
+@reward("code", runs_in="caller")  # the sandbox kills the program at its wall clock
 def code_reward(sample: RewardSample, mode: str = "all", timeout_s: float = 10.0,
                 sandbox_url: str | None = None) -> RewardResult:
     """Tests come from reward_spec["tests"] (assert statements using the entry point)."""

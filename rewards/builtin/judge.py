@@ -30,7 +30,7 @@ def judge_messages(sample: RewardSample) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
-@reward("judge")
+@reward("judge", runs_in="caller")  # an HTTP call bounded by request_timeout_s
 def judge_reward(sample: RewardSample, base_url: str = "", model: str = "",
                  api_key_env: str = "OPENAI_API_KEY", max_tokens: int = 8,
                  guided: bool = True, request_timeout_s: float = 60.0) -> RewardResult:

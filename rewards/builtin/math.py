@@ -126,7 +126,7 @@ def default_verifier() -> MathVerifier:
         return _default
 
 
-@reward("math")
+@reward("math", runs_in="caller")  # verification runs in killable worker processes
 def math_reward(sample: RewardSample, timeout_s: float = 5.0) -> RewardResult:
     """1.0 when the final answer equals the gold answer (`reward_spec["answer"]`), else 0.0."""
     if "answer" not in sample.reward_spec:

@@ -67,7 +67,7 @@ def working(completion: str, reasoning: str) -> str:
     return completion
 
 
-@reward("math_steps")
+@reward("math_steps", runs_in="caller")  # as `math`
 def math_steps_reward(sample: RewardSample, timeout_s: float = 5.0) -> RewardResult:
     """1.0 when the final answer is right (as the `math` reward) and no written equation is
     false; a right answer reached through a false equation scores 0."""

@@ -38,7 +38,7 @@ def render(tok: Any, sample: RewardSample) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
-@reward("reward_model", batched=True)
+@reward("reward_model", batched=True, runs_in="caller")  # one model per process, not per worker
 def reward_model_reward(samples: list[RewardSample], model_path: str = "",
                         max_length: int = 1024) -> list[RewardResult]:
     if not model_path:

@@ -67,7 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/health":
             return self._reply(404, {"error": f"no such path {self.path!r}; try POST /run"})
         srv = self.server
-        self._reply(200, {"backend": srv.sandbox.backend.name, "running": srv.running,
+        self._reply(200, {"backend": srv.sandbox.backend.name,
+                          "isolated": srv.sandbox.backend.isolated, "running": srv.running,
                           "max_concurrency": srv.max_concurrency, "rejected": srv.rejected,
                           "limits": srv.sandbox.limits.to_dict()})
 

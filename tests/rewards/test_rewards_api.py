@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import os
+import time
 
 import pytest
 from rewards_plugins import length_reward
@@ -74,7 +77,7 @@ def test_a_hanging_reward_times_out_without_blocking_the_others():
     runner = RewardRunner(get_reward("rewards_plugins:hangs"), timeout_s=0.3, max_workers=2)
     scored, m = runner.score([sample("a", f"h{i}") for i in range(4)])
     assert m.timeouts == 4 and all(s.result.score == 0.0 for s in scored)
-    assert m.seconds < 3.0  # slots of timed-out calls are given back (else 2 x 30 s)
+    assert m.seconds < 8.0  # killed at 0.3 s, workers replaced (else 2 x 30 s)
 
 
 def test_weighted_combination_from_config():
@@ -128,3 +131,53 @@ def test_entry_point_group_finds_an_installed_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     fn = get_reward("shipped_length")
     assert fn.fn is length_reward and fn.fn(sample("x" * 50)) == 0.5
+
+
+def test_rewards_that_sleep_forever_or_segfault_end_within_their_timeout():
+    """Each call runs in a worker process that is killed at the timeout or dies on its own;
+    the caller scores 0, counts it, and goes on."""
+    samples = [sample("a", f"x{i}") for i in range(4)]
+    before = set(mp.active_children())
+    runner = RewardRunner(get_reward("rewards_plugins:sleeps_forever"), timeout_s=1.0, max_workers=2)
+    try:
+        started = time.monotonic()
+        scored, m = runner.score(samples)
+        elapsed = time.monotonic() - started
+    finally:
+        runner.close()
+    assert m.timeouts == 4 and all(s.result.score == 0.0 for s in scored)
+    assert "worker killed" in scored[0].result.info["error"]
+    assert elapsed < 2 * 1.0 + 6.0, elapsed  # two rounds of 2 workers, plus worker start-up
+    crash = RewardRunner(get_reward("rewards_plugins:segfaults"), timeout_s=5.0, max_workers=2)
+    try:
+        started = time.monotonic()
+        scored, m = crash.score(samples)
+        elapsed = time.monotonic() - started
+    finally:
+        crash.close()
+    assert m.failures == 4 and "SIGSEGV" in scored[0].result.info["error"]
+    assert elapsed < 5.0 + 6.0, elapsed
+    assert not set(mp.active_children()) - before  # closing the runners stopped their workers
+
+
+def test_a_timeout_in_a_batched_reward_zeroes_only_the_samples_that_did_not_finish():
+    samples = [sample("aaa", "b0"), sample("hang here", "b1"), sample("c", "b2")]
+    runner = RewardRunner(get_reward("rewards_plugins:hangs_on_marked"), timeout_s=1.0, max_workers=2)
+    try:
+        scored, m = runner.score(samples)
+    finally:
+        runner.close()
+    assert [s.result.score for s in scored] == [0.03, 0.0, 0.01]
+    assert m.timeouts == 1 and scored[1].timed_out and m.failures == 0
+
+
+def test_a_reward_that_cannot_reach_its_worker_process_is_refused_with_the_fix():
+    with pytest.raises(TypeError, match="cannot be sent to the worker process.*runs_in='caller'"):
+        RewardRunner(get_reward("rewards_plugins:unpicklable"))
+
+    @reward("test_caller_side", runs_in="caller")
+    def caller_side(s: RewardSample) -> float:
+        return float(os.getpid())
+
+    scored, _ = RewardRunner(get_reward("test_caller_side")).score([sample("x")])
+    assert scored[0].result.score == os.getpid()  # ran here, not in a worker process
