@@ -172,45 +172,6 @@ class PolicyWorker:
             state = merged_state_dict(state, self.lora_scaling)
         return state
 
-    def state_buckets(self, bucket_bytes: int) -> list[Any] | None:
-        """Weights split into buckets of about `bucket_bytes`, each put in the Ray object store.
-
-        Returns the object refs on rank 0 and None elsewhere.
-        """
-        import ray
-
-        state = self.full_state_dict()
-        if self.rank != 0:
-            return None
-        buckets, current, size = [], {}, 0
-        for name, tensor in state.items():
-            current[name] = tensor
-            size += tensor.numel() * tensor.element_size()
-            if size >= bucket_bytes:
-                buckets.append(ray.put(current))
-                current, size = {}, 0
-        if current:
-            buckets.append(ray.put(current))
-        return buckets
-
-    def init_weight_sender(self, host: str, port: int, world_size: int) -> None:
-        """CUDA: rank 0 joins the NCCL group shared with every generator worker."""
-        if self.rank == 0:
-            from rl.nccl_sync import NcclWeightSender
-
-            self._sender = NcclWeightSender(host, port, world_size)
-
-    def weight_specs(self) -> list:
-        from rl.nccl_sync import NcclWeightSender
-
-        return NcclWeightSender.specs(self.full_state_dict())
-
-    def send_weights(self) -> None:
-        """Collective over the policy ranks (gather), then rank 0 broadcasts over NCCL."""
-        state = self.full_state_dict()
-        if self.rank == 0:
-            self._sender.send(state)
-
     def save_hf(self, out_dir: str) -> str:
         state = self.full_state_dict()
         if self.rank == 0:
