@@ -13,7 +13,10 @@ class HFEngine:
                  batch_size: int = 64):
         from core.checkpoint import load_hf
 
+        from core.tokenization import stop_token_ids
+
         self.model, self.tokenizer = load_hf(model_dir, dtype=dtype, device=device)
+        self.stop_ids = stop_token_ids(self.tokenizer, model_dir)  # generation config eos + template end of turn
         self.model.eval()
         self.device = device
         self.batch_size = batch_size
@@ -37,7 +40,7 @@ class HFEngine:
             ids[row, width - len(p):] = torch.tensor(p)
             attn[row, width - len(p):] = 1
         kwargs = dict(max_new_tokens=sampling.max_tokens, output_logits=True, return_dict_in_generate=True,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                      pad_token_id=tok.pad_token_id, eos_token_id=self.stop_ids)
         if sampling.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
@@ -53,7 +56,7 @@ class HFEngine:
                 tid = int(new[row, t])
                 toks.append(tid)
                 lps.append(float(logps[row, t, tid]))
-                if tid == tok.eos_token_id:
+                if tid in self.stop_ids:
                     finish = "stop"
                     break
             text = tok.decode(toks, skip_special_tokens=True)

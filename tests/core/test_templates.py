@@ -7,6 +7,7 @@ rendering, mapped to tokens through the tokenizer's offsets.
 from __future__ import annotations
 
 import pytest
+import torch
 from chat_formats import FORMATS, LLAMA3_GENERATION_TEMPLATE, REWRITING_TEMPLATE, build_tokenizer
 
 from core.chat import ChatSettings, set_chat_settings, with_system_prompt
@@ -128,3 +129,32 @@ def test_the_embedded_models_token_ids_are_unchanged(hf_engine):
 # computed with the pre-change core/chat.py + core/tokenization.py (hand-written renderer)
 GOLDEN_TINY_PROMPT = [0, 1, 542, 2, 203, 203, 521, 520, 430, 3, 1, 538, 2, 203, 203, 59, 76, 388, 302, 225, 22, 347, 225,
                       23, 35, 3, 1, 543, 2, 203, 203]
+
+
+def test_hf_engine_stops_at_the_templates_end_of_turn(tmp_path):
+    """A base generation config that names only <|endoftext|>: the HF engine still ends a
+    completion at <|im_end|>, the template's end of turn."""
+    import json
+
+    from chat_formats import build_checkpoint
+
+    from core.engines.base import SamplingSettings
+    from core.engines.hf_engine import HFEngine
+
+    model = build_checkpoint(FORMATS["chatml"], tmp_path / "m")
+    gen = json.loads((model / "generation_config.json").read_text())
+    engine = HFEngine(str(model))
+    im_end, endoftext = engine.tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    gen["eos_token_id"] = endoftext
+    (model / "generation_config.json").write_text(json.dumps(gen))
+    engine = HFEngine(str(model))
+    assert engine.stop_ids == sorted([im_end, endoftext])
+    head = torch.nn.Linear(engine.model.config.hidden_size, engine.model.config.vocab_size)
+    with torch.no_grad():  # logits = a one-hot bias: <|im_end|> is the most likely token everywhere
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[im_end] = 1.0
+    engine.model.lm_head = head
+    prompt = encode_prompt(engine.tokenizer, [{"role": "user", "content": "hi"}])
+    (c,) = engine.generate([prompt], SamplingSettings(n=1, temperature=0.0, max_tokens=8))
+    assert c.token_ids == [im_end] and c.finish_reason == "stop"
