@@ -16,18 +16,20 @@ the device the backend placed the model on; results come back as Python lists.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoTokenizer
 
-from core.checkpoint import load_hf
+from core.checkpoint import load_hf, save_hf
 from core.seed import seed_everything
 from core.training import TrainConfig, build_backend, dist
-from core.training.materialize import meta_model
+from core.training.materialize import INDEX, WEIGHTS, meta_model
 from rl.batch import RolloutBatch, micro_batches, model_inputs, pad_right
 from rl.logprobs import DEFAULT_CHUNK_TOKENS, response_logprobs
 from rl.lora import NO_ADAPTER, adapters_disabled, base_model, check_adapter, merged_state_dict
@@ -35,6 +37,7 @@ from rl.losses import ClippedPolicyLoss, policy_loss
 from rl.preference import worker as preference
 from rl.preference.batch import PairBatch
 from rl.preference.losses import PairLoss
+from rl.weight_stream import gather_bucket, plan_buckets
 
 if TYPE_CHECKING:  # imports stay torch + transformers: a bare GPU box runs this class
     from sft.config import AdapterConfig
@@ -172,12 +175,37 @@ class PolicyWorker:
             state = merged_state_dict(state, self.lora_scaling)
         return state
 
-    def save_hf(self, out_dir: str) -> str:
-        state = self.full_state_dict()
+    def save_hf(self, out_dir: str, shard_bytes: int = 2**30) -> str:
+        """The policy as an HF directory (adapters merged) that transformers and vLLM load.
+        Collective: weights are gathered one safetensors shard (~`shard_bytes`, whole decoder
+        layers) at a time and rank 0 writes each, so no rank holds the full model."""
+        if hasattr(self.backend, "engine"):  # DeepSpeed partitions its own way: its gathered dict
+            state = self.full_state_dict()
+            if self.rank == 0:
+                save_hf(base_model(self.backend.model, self.adapter), self.tokenizer, out_dir, state_dict=state)
+            return out_dir
+        plan = plan_buckets(self.backend.model, shard_bytes, self.lora_scaling)
+        out = Path(out_dir)
+        weight_map: dict[str, str] = {}
+        for i, bucket in enumerate(plan):
+            tensors = gather_bucket(self.backend.model, bucket, self.lora_scaling)
+            if self.rank == 0:
+                name = WEIGHTS if len(plan) == 1 else f"model-{i + 1:05d}-of-{len(plan):05d}.safetensors"
+                out.mkdir(parents=True, exist_ok=True)
+                save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(out / name),
+                          metadata={"format": "pt"})
+                weight_map.update(dict.fromkeys(tensors, name))
+            del tensors
         if self.rank == 0:
-            from core.checkpoint import save_hf
-
-            save_hf(base_model(self.backend.model, self.adapter), self.tokenizer, out_dir, state_dict=state)
+            if len(plan) > 1:
+                total = sum(b.nbytes for b in plan)
+                (out / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+                                                    indent=2))
+            model = base_model(self.backend.model, self.adapter)
+            model.config.save_pretrained(str(out))
+            if getattr(model, "generation_config", None) is not None:
+                model.generation_config.save_pretrained(str(out))
+            self.tokenizer.save_pretrained(str(out))
         return out_dir
 
     def save_state(self, directory: str) -> None:

@@ -41,6 +41,7 @@ def main(model_dir: str, out: str, rank: int, world: int, port: int) -> None:
     worker.snapshot_reference("preference")
     snapshot = worker.logprobs(shard, model="preference")
     # exact resume: save, take a third step; a fresh worker that loads the state must take the same step
+    worker.save_hf(f"{out}.hf", shard_bytes=2**17)  # several shards: gathered and written one at a time
     worker.save_state(f"{out}.state")
     shard.old_logprobs = after
     third = worker.train(shard, loss)

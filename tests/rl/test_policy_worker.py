@@ -108,6 +108,11 @@ def test_two_fsdp2_ranks_match_one_rank_hold_half_the_weights_and_resume_exactly
         for key in ("loss", "grad_norm", "kl", "tokens"):  # resume (sharded DCP state on 2 ranks) is exact
             assert r["resumed_third"][key] == pytest.approx(r["third"][key], rel=1e-6, abs=1e-9), key
     assert (tmp_path / "two.state" / "train_state").is_dir()  # each rank wrote its own shards
+    exported = [load_hf(tmp_path / f"{name}.hf")[0].state_dict() for name in ("one", "two")]
+    assert len(list((tmp_path / "two.hf").glob("model-*-of-*.safetensors"))) > 1
+    assert set(exported[0]) == set(exported[1])
+    for key, value in exported[0].items():  # the 2-rank export, gathered shard by shard, is the same policy
+        torch.testing.assert_close(exported[1][key], value, rtol=1e-4, atol=1e-6)
     assert one["local_numel"] == one["numel"]
     for r in two:  # each rank allocates about half of the policy (sharded load: never the full model)
         assert r["local_numel"] <= 0.55 * r["numel"]
