@@ -57,6 +57,8 @@ def test_install_passes_without_isolation_only_when_asked_loudly(tmp_path):
 
 
 def test_install_passes_quietly_where_a_backend_contains_code():
+    if not shutil.which("bwrap"):
+        pytest.skip("would run apt-get install; `make install` does that, not the tests")
     out = subprocess.run(["/bin/sh", "launch/install_sandbox.sh", sys.executable], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "FAILED" not in out.stderr, out.stderr
