@@ -52,3 +52,32 @@ def test_sft_renders_with_the_checkpoints_template_and_trains(name, tmp_path, mo
     cfg = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
     assert cfg["model_type"] == {"llama3": "llama", "chatml": "qwen2", "mistral": "mistral",
                                  "nemotron-nas": "nemotron-nas"}[name]
+
+
+@pytest.mark.parametrize("layout", ["nemotron", "columns"])
+def test_sft_reads_the_layouts_users_have(layout, tmp_path, monkeypatch):
+    """Llama-Nemotron post-training rows and a GSM8K-style parquet table train through the recipe."""
+    import datasets
+
+    monkeypatch.setenv("REFORGE_HOME", str(tmp_path / "home"))
+    base = build_checkpoint(FORMATS["chatml"], tmp_path / "base")
+    rows = math_rows(12, 3)
+    if layout == "nemotron":
+        path = tmp_path / "nemotron.jsonl"
+        path.write_text("".join(json.dumps({
+            "input": r["messages"][:1], "output": r["messages"][1]["content"], "reasoning": r["reasoning"],
+            "system_prompt": f"detailed thinking {r['reasoning']}", "category": "math", "license": "cc-by-4.0"}) + "\n"
+            for r in rows))
+        extra = []
+    else:
+        path = tmp_path / "gsm.parquet"
+        datasets.Dataset.from_list([{"question": r["messages"][0]["content"],
+                                     "answer": f"worked steps\n#### {r['reward']['answer']}"}
+                                    for r in rows if r["reasoning"] == "on"]).to_parquet(str(path))
+        extra = ["data.layout.kind=columns", "data.layout.response=answer", "data.layout.answer=answer",
+                 'data.layout.answer_after="#### "', "data.layout.response_format=think_answer"]
+    summary = run_sft(load_config(SFTConfig, None, [
+        f"model.base={base}", f"data.train_files=[{path}]", "epochs=0", "train.total_steps=2",
+        "packing.rows_per_micro=1", "packing.pack_len=256", "eval.enabled=false", f"run_dir={tmp_path / 'run'}", "publish_to=",
+        "logging.tensorboard=false", *extra]))
+    assert summary["steps"] == 2 and summary["mix_counts"]["math"]["on"] > 0
