@@ -28,7 +28,8 @@ class ChatSettings:
     """How the reasoning toggle and the think block are written for one checkpoint (also a
     config section: `model.chat` in the SFT recipe writes it into the trained checkpoint)."""
 
-    toggle_placement: str = "auto"  # system | user (prepended to the first user turn) | auto (system if the template renders a system turn)
+    # system | user (prepended to the first user turn) | auto (system if the template renders one)
+    toggle_placement: str = "auto"
     toggle_separator: str = "\n\n"  # between the toggle and the user text when placed in the user turn
     system_prompts: dict[str, str] = field(default_factory=lambda: dict(SYSTEM_PROMPTS))  # mode -> toggle text
     think_open: str = THINK_OPEN

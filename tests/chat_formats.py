@@ -91,7 +91,8 @@ def build_tokenizer(fmt: Format, template: str | None = None, corpus_rows: int =
 
 
 def build_checkpoint(fmt: Format, out: Path, seed: int = 0) -> Path:
-    """A random-weight checkpoint of the format's architecture (2 layers, hidden 64, head_dim 32 as vLLM-CPU attention needs, FFN 256: a width DeciLM can represent)."""
+    """A random-weight checkpoint of the format's architecture: 2 layers, hidden 64, head_dim
+    32 (vLLM-CPU attention needs it), FFN 256 (a width DeciLM can represent)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, MistralConfig, Qwen2Config
 

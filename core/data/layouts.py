@@ -33,7 +33,8 @@ class Layout:
     response: str = ""  # columns: the assistant turn ('' = prompt-only rows, for RL / evaluation)
     answer: str = ""  # columns: the gold answer (a math reward); may be the response column
     answer_after: str = ""  # columns: the gold answer is the text after this marker's last occurrence, e.g. "#### "
-    response_format: str = "as_is"  # columns: as_is | think_answer (<think>text before the marker</think>The answer is \boxed{gold}.)
+    # columns: as_is | think_answer (<think>text before the marker</think>The answer is \boxed{gold}.)
+    response_format: str = "as_is"
     system: str = ""  # columns: a system-prompt column (kept only if it is a reasoning toggle)
     reasoning: str = "on"  # columns: the mode of every row, unless reasoning_column is set
     reasoning_column: str = ""

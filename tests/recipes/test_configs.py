@@ -2,9 +2,9 @@
 lint a user would want before spending a GPU-hour on it.
 
 Generic over files: a config's schema is the one (of the recipes' `parse_cli` schemas) that
-accepts it (the one it is named after when several do), `???` placeholders are filled for loading, and the rules walk the resolved
-settings by key name. Names containing `tiny` or `default` are the CPU defaults; every
-other shipped config is GPU-scale:
+accepts it (the one it is named after when several do), `???` placeholders are filled for
+loading, and the rules walk the resolved settings by key name. Names containing `tiny` or
+`default` are the CPU defaults; every other shipped config is GPU-scale:
 - GPU-scale: every `*num_gpus*` request is > 0 (policy ranks, engines; an engine gets at
   least tensor_parallel_size GPUs), generation and training dtypes are bfloat16, and no
   CPU-only option is set in the file. Sections the file does not mention are ones its

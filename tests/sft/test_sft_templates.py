@@ -78,6 +78,6 @@ def test_sft_reads_the_layouts_users_have(layout, tmp_path, monkeypatch):
                  'data.layout.answer_after="#### "', "data.layout.response_format=think_answer"]
     summary = run_sft(load_config(SFTConfig, None, [
         f"model.base={base}", f"data.train_files=[{path}]", "epochs=0", "train.total_steps=2",
-        "packing.rows_per_micro=1", "packing.pack_len=256", "eval.enabled=false", f"run_dir={tmp_path / 'run'}", "publish_to=",
-        "logging.tensorboard=false", *extra]))
+        "packing.rows_per_micro=1", "packing.pack_len=256", "eval.enabled=false", f"run_dir={tmp_path / 'run'}",
+        "publish_to=", "logging.tensorboard=false", *extra]))
     assert summary["steps"] == 2 and summary["mix_counts"]["math"]["on"] > 0
