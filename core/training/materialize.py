@@ -44,7 +44,7 @@ def _parameters_on_meta():
 
 def meta_model(model_dir: str | Path) -> nn.Module:
     """The HF causal LM of `model_dir`, parameters on the meta device (see `meta_from_config`)."""
-    return meta_from_config(AutoConfig.from_pretrained(str(model_dir), local_files_only=True))
+    return meta_from_config(AutoConfig.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=True))
 
 
 def meta_from_config(config: PretrainedConfig) -> nn.Module:

@@ -4,6 +4,8 @@ own chat rendering of the same conversation gives the same ids."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from chat_formats import FORMATS, build_checkpoint
@@ -29,13 +31,30 @@ class Recording:
         return self.engine.prompt_logprobs(sequences, prompt_lens)
 
 
+@pytest.fixture(scope="module")
+def engine_process():
+    """In-process vLLM engines share vLLM's global parallel state: one built and shut down here
+    would break the session's `vllm_engine` fixture, so these engines live in a child process."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
 @pytest.mark.parametrize("name", list(FORMATS))
-def test_evaluation_prompts_the_engine_with_the_template(name, scorer, tmp_path):
+def test_evaluation_prompts_the_engine_with_the_template(name, engine_process, tmp_path):
+    engine_process.submit(evaluate_format, name, str(tmp_path)).result()
+
+
+def evaluate_format(name: str, tmp: str) -> None:
+    """Runs in the child process; an assertion error travels back to the test."""
+    from pathlib import Path
+
     from transformers import AutoTokenizer
     from vllm import SamplingParams
 
     from core.engines.factory import EngineSettings, make_engine
+    from evaluation.scoring import RewardScorer
 
+    tmp_path = Path(tmp)
     model = str(build_checkpoint(FORMATS[name], tmp_path / "model"))
     tok = AutoTokenizer.from_pretrained(model)
     engine = make_engine(model, EngineSettings(engine="vllm", max_model_len=512))
@@ -43,7 +62,7 @@ def test_evaluation_prompts_the_engine_with_the_template(name, scorer, tmp_path)
         rec = Recording(engine)
         cfg = EvalConfig(model=model, tasks=["math"], modes=["on", "off"], n=1, ks=[1], num_math=3, max_tokens=8,
                          chunk_size=8, max_model_len=512, run_dir=str(tmp_path / "run"))
-        out = evaluate(cfg, engine=rec, scorer=scorer)
+        out = evaluate(cfg, engine=rec, scorer=RewardScorer())
         questions = math_rows(3, cfg.synth_seed, modes=("on",), with_response=False, split="test")
         expected = [list(tok.apply_chat_template(place_toggle(tok, with_system_prompt(r["messages"], mode)),
                                                  tokenize=True, add_generation_prompt=True,
