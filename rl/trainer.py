@@ -1,9 +1,10 @@
 """The GRPO loop: rollout -> old/ref logprobs -> k updates -> weight sync + parity -> metrics.
 
 The driver owns the data, the curriculum, scoring and bookkeeping; the policy workers and
-generators are Ray actor groups. Every `checkpoint_every` steps the full state (policy
-weights, optimizer, scheduler, sampler, step, metrics) is written so a killed driver
-resumes where it stopped and reproduces the uninterrupted run.
+generators are Ray actor groups. Every `checkpoint_every` steps core.checkpointer writes the
+full state (policy weights, optimizer, scheduler and RNG, the sampler, stateful step hooks,
+the step and the driver's figures) so a killed driver resumes where it stopped and
+reproduces the uninterrupted run.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Callable
 
 from transformers import AutoTokenizer
 
+from core.checkpointer import POLICY_HF, Checkpointer, Stateful
 from core.data.schema import Row, validate_row
 from core.engines.base import SamplingSettings
 from core.metrics import MetricsWriter, Progress, read_metrics
@@ -29,8 +31,6 @@ from rl.rollout import collect_rollout, generate_and_score
 from rl.scoring import Scorer
 from rl.weight_sync import probe_from, sync_weights
 
-STATE_FILE = "driver_state.json"
-
 
 @dataclass
 class RunResult:
@@ -39,24 +39,20 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted((run_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
-    done = [c for c in ckpts if (c / STATE_FILE).exists()]
-    return done[-1] if done else None
-
-
 class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, run: RunDir, train_rows: list[Row], test_rows: list[Row], scorer: Scorer):
         self.cfg, self.run, self.scorer = cfg, run, scorer
         self.train_rows, self.test_rows = train_rows, test_rows
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, local_files_only=True)
         self.ckpt_dir = run.path / "checkpoints"
+        self.checkpointer = Checkpointer(self.ckpt_dir)
         self.loss_cfg = PolicyLossConfig(cfg.algorithm.clip_low, cfg.algorithm.clip_high, cfg.algorithm.kl_coef,
                                          cfg.algorithm.aggregation, cfg.algorithm.tis_cap)
         self.probe = None
         self.max_sync_diff = 0.0
         # Called after every GRPO step as hook(trainer, step) -> extra metrics; this is how
         # other objectives (e.g. preference steps on the same policy workers) interleave.
+        # A hook with state_dict()/load_state_dict() is checkpointed with the run.
         self.step_hooks: list[Callable[["GRPOTrainer", int], dict[str, Any]]] = []
 
     # ---- setup ---------------------------------------------------------------------------
@@ -123,18 +119,21 @@ class GRPOTrainer:
     def train(self) -> RunResult:
         cfg = self.cfg
         seed_everything(cfg.seed)
-        resume_from = self._resume_point()
-        self._start_actors(str(resume_from / "policy") if resume_from else cfg.model)
+        resume_from = self.checkpointer.resolve(cfg.resume)
+        self._start_actors(str(resume_from / POLICY_HF) if resume_from else cfg.model)
         rows, rates, dropped = self._pass_rates()
         sampler = PromptSampler(rates, cfg.rollout.prompts_per_step, cfg.steps, cfg.curriculum, seed=cfg.seed)
+        self.checkpointer.register("sampler", sampler)
+        for i, hook in enumerate(self.step_hooks):
+            if isinstance(hook, Stateful):
+                self.checkpointer.register(f"step_hook_{i}", hook)
         metrics = MetricsWriter(self.run.path, cfg.logging)
         start_step, before = 0, None
         if resume_from:
-            state = json.loads((resume_from / STATE_FILE).read_text())
-            self.policy.load_state(str(resume_from))
-            sampler.load_state_dict(state["sampler"])
-            start_step, before, self.max_sync_diff = state["step"], state["accuracy_before"], state["max_sync_diff"]
-            self.probe = _batch_from_json(state["probe"]) if state.get("probe") else None
+            state = self.checkpointer.load(resume_from, policy=self.policy)
+            start_step, meta = state["step"], state["meta"]
+            before, self.max_sync_diff = meta["accuracy_before"], meta["max_sync_diff"]
+            self.probe = _batch_from_json(meta["probe"]) if meta.get("probe") else None
             print(f"resumed from {resume_from} at step {start_step}", flush=True)
         else:
             before = self.evaluate()
@@ -153,7 +152,8 @@ class GRPOTrainer:
                             len=record["response_tokens_mean"], sync_diff=record.get("sync_max_logprob_diff", 0.0),
                             step_s=record["time/step"])
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                self._checkpoint(step, sampler, before)
+                self.checkpointer.save(step, {"accuracy_before": before, "max_sync_diff": self.max_sync_diff,
+                                              "probe": _batch_to_json(self.probe)}, self.policy, export_hf=True)
         after = self.evaluate()
         metrics.log(cfg.steps, {**after, "final": 1})
         metrics.close()
@@ -161,7 +161,7 @@ class GRPOTrainer:
         summary = {
             "accuracy_before": before[key], "accuracy_after": after[key], "steps": cfg.steps,
             "max_sync_logprob_diff": self.max_sync_diff, "model": cfg.model,
-            "final_policy": str(self.ckpt_dir / f"step_{cfg.steps}" / "policy"),
+            "final_policy": str(self.checkpointer.step_dir(cfg.steps) / POLICY_HF),
             "generator_engine": self.generators.kind,
             **{f"before_{k}": v for k, v in before.items()}, **{f"after_{k}": v for k, v in after.items()},
         }
@@ -217,25 +217,6 @@ class GRPOTrainer:
             for key, v in s.items():
                 stats[key] = stats.get(key, 0.0) + v / k
         return stats
-
-    # ---- checkpoints ---------------------------------------------------------------------
-    def _resume_point(self) -> Path | None:
-        if self.cfg.resume == "never":
-            return None
-        if self.cfg.resume == "auto":
-            return latest_checkpoint(self.run.path)
-        path = Path(self.cfg.resume)
-        if not (path / STATE_FILE).exists():
-            raise FileNotFoundError(f"resume={path}: not a checkpoint (no {STATE_FILE})")
-        return path
-
-    def _checkpoint(self, step: int, sampler: PromptSampler, before: dict[str, float]) -> None:
-        d = self.ckpt_dir / f"step_{step}"
-        self.policy.save_hf(str(d / "policy"))
-        self.policy.save_state(str(d))
-        state = {"step": step, "sampler": sampler.state_dict(), "accuracy_before": before,
-                 "max_sync_diff": self.max_sync_diff, "probe": _batch_to_json(self.probe)}
-        (d / STATE_FILE).write_text(json.dumps(state))  # written last: marks the checkpoint complete
 
     def shutdown(self) -> None:
         for group in ("generators", "policy"):
