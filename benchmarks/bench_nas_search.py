@@ -20,9 +20,8 @@ from common import ROOT, machine_facts
 
 sys.path.insert(0, str(ROOT / "tests" / "nas"))
 
-from nas.library import BlockLibrary  # noqa: E402
+from nas.library import BlockLibrary, library_problem  # noqa: E402
 from nas.mip import solve  # noqa: E402
-from nas.search import library_problem  # noqa: E402
 from test_library_search import dp_optimum, random_library  # noqa: E402
 
 BUDGET = {"stats.runtime_ms": 200, "stats.memory_mib": 220}

@@ -33,10 +33,9 @@ def _bound(text: str) -> tuple[str, float]:
 
 def search_library(args: argparse.Namespace) -> dict:
     """Load, build the MIP, solve; returns the printable result (raises the solver's errors)."""
-    from nas.library import BlockLibrary
+    from nas.library import BlockLibrary, library_problem
     from nas.mip import solve
-    from nas.search import library_problem
-
+    
     lib = BlockLibrary.load(args.library)
     maxima, minima = dict(args.max or []), dict(args.min or [])
     problem, keys = library_problem(lib, args.objective, maxima, minima, args.time_limit, args.maximize)

@@ -3,7 +3,8 @@
 L_GKD = sum_l (1 - cos(h_c^l, h_p^l)) + KL(p_parent || q_child), no LM loss by default
 (adding it hurt in the paper). The child has one block per parent layer, so hidden states
 align layer by layer. With `cosine_weight: 0` it is Minitron's logits-only KD (forward KL,
-T = 1), for children whose depth or width differ from the parent's. The loss terms are `sft.distill`'s, shared with SFT distillation.
+T = 1), for children whose depth or width differ from the parent's. The loss terms are
+`sft.distill`'s, shared with SFT distillation.
 """
 from __future__ import annotations
 

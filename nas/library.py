@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nas.mip import Constraint, MIPProblem
 from nas.space import GQA, LINEAR, NO_OP, SWIGLU, AttentionVariant, BlockVariant, FFNVariant
 
 KEY_SEPARATOR = "\t&&\t"
@@ -168,3 +169,30 @@ class BlockLibrary:
         info_path = path.with_name("measurement_info.json")
         lib.info = json.loads(info_path.read_text()) if info_path.exists() else {}
         return lib
+
+
+def library_problem(lib: BlockLibrary, objective: str, maxima: dict[str, float], minima: dict[str, float],
+                    time_limit_s: float = 60.0, maximize: bool = False) -> tuple[MIPProblem, list[list[str]]]:
+    """Any library (e.g. a public Puzzle file) + dotted field names -> the MIP: minimise (or
+    maximise) the summed `objective` with each named stat/metric's sum over layers bounded.
+    A missing field is an error naming the layer and key."""
+    keys = [list(layer) for layer in lib.layers]
+
+    def table(name: str) -> list[list[float]]:
+        rows = []
+        for i, ks in enumerate(keys):
+            row = []
+            for k in ks:
+                try:
+                    row.append(lib.layers[i][k].value(name))
+                except KeyError as e:
+                    raise KeyError(f"layer_{i}, key {k!r}: {e.args[0]}") from None
+            rows.append(row)
+        return rows
+
+    sign = -1.0 if maximize else 1.0
+    scores = [[sign * v for v in row] for row in table(objective)]
+    cons = [Constraint(name, table(name), upper=ub) for name, ub in maxima.items()]
+    for name, lb in minima.items():
+        cons.append(Constraint(name if name not in maxima else f"{name}>=", table(name), lower=lb))
+    return MIPProblem(scores, cons, time_limit_s=time_limit_s), keys

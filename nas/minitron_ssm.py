@@ -103,7 +103,6 @@ def run(c: MinitronSSMConfig) -> dict:
     from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
     from nas.gkd import GKDConfig, distill
     from nas.minipuzzle import build_library, drop_one_kl, measure_block_runtimes, parent_totals, search
-    from nas.nemotron_h import KeptIndices
     from nas.ssm_importance import collect_importance, layer_removal_scores
 
     run_dir = RunDir.create(runs_root(), "minitron_ssm", c.run_dir)

@@ -14,6 +14,8 @@ throughput becomes a latency bound because the batch size is fixed per solve).
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -62,6 +64,21 @@ class _Outcome:
     choice: list[int] | None  # None: proven infeasible
     optimal: bool = True
     gap: float = 0.0
+
+
+def _new_highs() -> highspy.Highs:
+    """HiGHS prints its banner to stdout when the first instance is made; send it to stderr
+    so stdout stays machine-readable (`reforge nas search --json`)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    return h
 
 
 def _evaluate(problem: MIPProblem, choice: list[int]) -> tuple[float, dict[str, float]]:
@@ -126,8 +143,7 @@ def _solve_subset(problem: MIPProblem, constraints: list[Constraint], objective:
     lp.a_matrix_.value_ = np.concatenate([r[3] for r in rows]).astype(float)
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, len(rows)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * n
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _new_highs()
     h.setOptionValue("time_limit", float(problem.time_limit_s))
     h.setOptionValue("mip_rel_gap", float(problem.mip_rel_gap))
     h.setOptionValue("threads", 1)

@@ -7,9 +7,10 @@ name in the public Puzzle block-library layout ("attention = 4 kv heads (parent 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from nas.decilm.configuration_decilm import (AttentionConfig, BlockConfig, DeciLMConfig, FFNConfig,
-                                             intermediate_size_to_ffn_mult)
+if TYPE_CHECKING:  # the config classes import transformers; `reforge nas search` stays light without them
+    from nas.decilm.configuration_decilm import AttentionConfig, BlockConfig, DeciLMConfig, FFNConfig
 
 GQA, LINEAR, NO_OP, SWIGLU = "gqa", "linear", "no_op", "swiglu"
 
@@ -20,6 +21,8 @@ class AttentionVariant:
     kv_heads: int = 0
 
     def config(self, num_heads: int) -> AttentionConfig:
+        from nas.decilm.configuration_decilm import AttentionConfig
+
         if self.kind == GQA:
             return AttentionConfig(n_heads_in_group=num_heads // self.kv_heads)
         return AttentionConfig(no_op=self.kind == NO_OP, replace_with_linear=self.kind == LINEAR)
@@ -36,6 +39,8 @@ class FFNVariant:
     width: int = 0
 
     def config(self, hidden_size: int) -> FFNConfig:
+        from nas.decilm.configuration_decilm import FFNConfig, intermediate_size_to_ffn_mult
+
         if self.kind == SWIGLU:
             return FFNConfig(ffn_mult=intermediate_size_to_ffn_mult(self.width, hidden_size))
         return FFNConfig(no_op=self.kind == NO_OP, replace_with_linear=self.kind == LINEAR)
@@ -53,6 +58,8 @@ class BlockVariant:
     ffn: FFNVariant
 
     def block_config(self, parent: DeciLMConfig) -> BlockConfig:
+        from nas.decilm.configuration_decilm import BlockConfig
+
         return BlockConfig(self.attention.config(parent.num_attention_heads), self.ffn.config(parent.hidden_size))
 
     def key(self, parent: DeciLMConfig) -> str:

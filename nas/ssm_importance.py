@@ -122,7 +122,8 @@ def kept_indices(cfg, imp: Importance, spec: PruneSpec) -> KeptIndices:
     return kept
 
 
-def layers_to_drop(cfg, scores: dict[int, float], n: int, keep_types: tuple[str, ...] = (ATTENTION,)) -> tuple[int, ...]:
+def layers_to_drop(cfg, scores: dict[int, float], n: int,
+                   keep_types: tuple[str, ...] = (ATTENTION,)) -> tuple[int, ...]:
     """The `n` least important blocks by removal NMSE; block types in `keep_types` are never
     dropped (the tiny parent has only two attention blocks)."""
     order = sorted((s, i) for i, s in scores.items() if cfg.layers_block_type[i] not in keep_types)

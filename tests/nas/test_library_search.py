@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from nas.cli import search_library
-from nas.library import BlockEntry, BlockLibrary, LibraryError, parse_key, variant_from_key
+from nas.library import BlockEntry, BlockLibrary, LibraryError, library_problem, parse_key, variant_from_key
 from nas.mip import InfeasibleBudget, SolverTimeLimit, solve
-from nas.search import library_problem
 from nas.space import GQA, NO_OP, SWIGLU, AttentionVariant, BlockVariant, FFNVariant
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,6 +170,8 @@ def test_cli_prints_choice_totals_and_exit_codes(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "(optimal)" in ok.stdout and ok.stdout.count("layer_") == 6
     assert "total stats.memory_mib" in ok.stdout and "(max 3)" in ok.stdout and "total metrics.kl_div" in ok.stdout
+    js = subprocess.run(cmd + ["--max", "stats.memory_mib=3", "--json"], cwd=REPO, capture_output=True, text=True)
+    assert len(json.loads(js.stdout)["solutions"][0]["choice"]) == 6  # stdout is pure JSON (no solver banner)
     bad = subprocess.run(cmd + ["--max", "stats.memory_mib=-1"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 3 and "infeasible budget" in bad.stderr
     slow = subprocess.run(cmd + ["--max", "stats.memory_mib=3", "--min", "stats.runtime_ms=1", "--time-limit", "0"],

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nas.data import math_batch
-from nas.nemotron_h import KeptIndices, PruneSpec, child_config, group_topk, parameter_count, prune
+from nas.nemotron_h import PruneSpec, child_config, group_topk, parameter_count, prune
 from nas.ssm_importance import collect_importance, kept_indices, layer_removal_scores, layers_to_drop
 
 SMALL = PruneSpec(hidden_size=48, mamba_num_heads=4, mamba_head_dim=8, intermediate_size=64, drop_layers=(5,))
