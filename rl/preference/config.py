@@ -115,8 +115,10 @@ class PreferenceConfig:
     batch_size: int = 32  # pairs per optimizer step (global)
     micro_batch_size: int = 32  # pairs per forward (chosen + rejected rows: twice as many)
     eval_every: int = 40  # offline: held-out pair accuracy every N steps
-    checkpoint_every: int = 0  # offline: resume state every N steps (run_dir/checkpoints/step_N); 0 = none
-    resume: str = "auto"  # offline: auto (latest complete checkpoint in run_dir) | never | a checkpoint path
+    # resume state (run_dir/checkpoints/step_N, core.checkpointer): offline every N steps, online every N
+    # iterations, interleaved: grpo.checkpoint_every; 0 = none
+    checkpoint_every: int = 0
+    resume: str = "auto"  # auto (latest complete checkpoint in run_dir) | never | a path; interleaved: grpo.resume
     cpu_threads: int = 0  # torch threads in this process on CPU; 0 = torch's default (1 helps on a busy machine)
     loss: PreferenceLossConfig = field(default_factory=lambda: PreferenceLossConfig("dpo", beta=0.1))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=3e-4, warmup_steps=5, schedule="constant",

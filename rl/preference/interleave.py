@@ -3,7 +3,8 @@
 Every `every_grpo_steps` GRPO steps the hook resets the preference reference to the
 current policy, runs `preference_steps` preference steps on the same policy workers
 (`trainer.policy`) and re-syncs the generators, then returns its metrics (prefixed
-`pref/`) for the same metrics.jsonl record as the GRPO step.
+`pref/`) for the same metrics.jsonl record as the GRPO step. The hook is checkpointed with
+the GRPO run (its block count and its pair source's position, see core.checkpointer).
 """
 from __future__ import annotations
 
@@ -20,15 +21,37 @@ from rl.weight_sync import sync_weights
 PairSource = Callable[[Any, int, int], tuple[PairBatch, dict[str, float]]]
 
 
-def offline_source(pairs: PairBatch, batch_size: int, seed: int) -> PairSource:
-    batches = epoch_batches(len(pairs), batch_size, seed)
-    return lambda trainer, step, m: (pairs.select(next(batches)), {})
+class offline_source:  # noqa: N801 -- a PairSource
+    """Pairs in shuffled mini-batches; its checkpoint state is the batch position."""
+
+    def __init__(self, pairs: PairBatch, batch_size: int, seed: int):
+        self.pairs, self.batches = pairs, epoch_batches(len(pairs), batch_size, seed)
+
+    def __call__(self, trainer, step: int, m: int) -> tuple[PairBatch, dict[str, float]]:
+        return self.pairs.select(next(self.batches)), {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.batches.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batches.load_state_dict(state)
 
 
 class PreferenceHook:
     def __init__(self, cfg: InterleaveConfig, loss: PreferenceLossConfig, source: PairSource):
         self.cfg, self.loss, self.source = cfg, loss, source
         self.blocks = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """A source that draws from a stream (offline pairs) carries its position; one that
+        is a pure function of (step, m) (the online sampler) has none."""
+        source = self.source.state_dict() if hasattr(self.source, "state_dict") else None
+        return {"blocks": self.blocks, "source": source}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.blocks = state["blocks"]
+        if state["source"] is not None:
+            self.source.load_state_dict(state["source"])
 
     def __call__(self, trainer, step: int) -> dict[str, Any]:
         if self.cfg.every_grpo_steps <= 0 or step % self.cfg.every_grpo_steps:

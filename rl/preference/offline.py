@@ -2,47 +2,70 @@
 
 The reference is the starting policy, so its log-probs are computed once, before the first
 step, with the policy itself: no second model is kept in memory. Those reference log-probs
-are the preference stage's own state: a checkpoint (every `checkpoint_every` steps) holds
-them next to the policy's resume state (weights, optimizer, schedule, RNG), so a resumed
-run keeps the *initial* policy as its reference and continues the same batch order.
+are the preference stage's own state: a core.checkpointer checkpoint (every
+`checkpoint_every` steps) holds them and the batch position next to the policy's resume
+state (weights, optimizer, schedule, RNG), so a resumed run keeps the *initial* policy as
+its reference and continues the same batch order.
 """
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
+from core.checkpointer import Checkpointer
 from core.metrics import MetricsWriter, Progress
 from rl.preference.batch import PairBatch
 from rl.preference.losses import PreferenceLossConfig
 from rl.preference.policy import heldout_accuracy
 
-STATE_FILE = "preference_state.json"  # written last: marks a checkpoint complete
+class epoch_batches:  # noqa: N801 -- used like the generator it replaces
+    """Endless shuffled mini-batches of indices, reshuffled every epoch. Its checkpoint state
+    is the number of batches drawn (a resumed run replays the shuffles up to there)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self._it, self.drawn = self._batches(), 0
+
+    def _batches(self):
+        rng = random.Random(self.seed)
+        while True:
+            order = list(range(self.n))
+            rng.shuffle(order)
+            for s in range(0, self.n - self.batch_size + 1 if self.n >= self.batch_size else 1, self.batch_size):
+                yield order[s:s + self.batch_size]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[int]:
+        self.drawn += 1
+        return next(self._it)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"drawn": self.drawn, "n": self.n, "batch_size": self.batch_size, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        saved = (state["n"], state["batch_size"], state["seed"])
+        if saved != (self.n, self.batch_size, self.seed):
+            raise ValueError(f"checkpoint batches (pairs, batch_size, seed) = {saved}, this run "
+                             f"{(self.n, self.batch_size, self.seed)}: not the same data")
+        self._it, self.drawn = self._batches(), 0
+        for _ in range(state["drawn"]):
+            next(self)
 
 
-def epoch_batches(n: int, batch_size: int, seed: int):
-    """Endless shuffled mini-batches of indices, reshuffled every epoch."""
-    rng = random.Random(seed)
-    while True:
-        order = list(range(n))
-        rng.shuffle(order)
-        for s in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            yield order[s:s + batch_size]
+class ReferenceLogprobs:
+    """The training pairs' reference log-probs (the starting policy's) as checkpoint state."""
 
+    def __init__(self, train: PairBatch):
+        self.train = train
 
-def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
-    ckpts = sorted(Path(checkpoint_dir).glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
-    done = [c for c in ckpts if (c / STATE_FILE).exists()]
-    return done[-1] if done else None
+    def state_dict(self) -> dict[str, Any]:
+        return {"ref_chosen": self.train.ref_chosen, "ref_rejected": self.train.ref_rejected}
 
-
-def save_checkpoint(policy, directory: Path, step: int, train: PairBatch, before: dict[str, float]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    policy.save_state(str(directory))
-    state = {"step": step, "before": before, "train_pairs": len(train),
-             "ref_chosen": train.ref_chosen, "ref_rejected": train.ref_rejected}
-    (directory / STATE_FILE).write_text(json.dumps(state))
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.train.ref_chosen, self.train.ref_rejected = state["ref_chosen"], state["ref_rejected"]
 
 
 def train_offline(policy, train: PairBatch, test: PairBatch, loss: PreferenceLossConfig, steps: int,
@@ -50,15 +73,13 @@ def train_offline(policy, train: PairBatch, test: PairBatch, loss: PreferenceLos
                   checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0,
                   resume_from: str | Path | None = None) -> dict[str, Any]:
     start = 0
+    batches = epoch_batches(len(train), batch_size, seed)
+    ckpt = Checkpointer(checkpoint_dir or ".")  # the root is only written to when checkpoint_dir is set
+    ckpt.register("batches", batches)
+    ckpt.register("reference_logprobs", ReferenceLogprobs(train))
     if resume_from:
-        resume_from = Path(resume_from)
-        state = json.loads((resume_from / STATE_FILE).read_text())
-        if state["train_pairs"] != len(train):
-            raise ValueError(f"{resume_from}: checkpoint has {state['train_pairs']} training pairs, "
-                             f"this run {len(train)}: not the same data")
-        policy.load_state(str(resume_from))
-        train.ref_chosen, train.ref_rejected = state["ref_chosen"], state["ref_rejected"]
-        start, before = state["step"], state["before"]
+        state = ckpt.load(resume_from, policy=policy)
+        start, before = state["step"], state["meta"]["before"]
         print(f"[pref] resumed from {resume_from} at step {start}", flush=True)
     else:
         if loss.needs_reference:
@@ -67,9 +88,6 @@ def train_offline(policy, train: PairBatch, test: PairBatch, loss: PreferenceLos
         metrics.log(0, before)
         print(f"[pref] before training: {before}", flush=True)
     progress = Progress("pref", steps)
-    batches = epoch_batches(len(train), batch_size, seed)
-    for _ in range(start):  # the same batch order as an uninterrupted run
-        next(batches)
     for step in range(start + 1, steps + 1):
         stats = policy.preference_step(train.select(next(batches)), loss)
         record = {f"pref/{k}": v for k, v in stats.items()}
@@ -79,7 +97,7 @@ def train_offline(policy, train: PairBatch, test: PairBatch, loss: PreferenceLos
         progress.update(step, loss=stats["loss"], acc=stats["accuracy"], margin=stats["margin"],
                         heldout=record.get("pref_accuracy", float("nan")))
         if checkpoint_dir and checkpoint_every and step % checkpoint_every == 0 and step != steps:
-            save_checkpoint(policy, Path(checkpoint_dir) / f"step_{step}", step, train, before)
+            ckpt.save(step, {"before": before}, policy)
     after = heldout_accuracy(policy, test)
     metrics.log(steps, {**after, "final": 1})
     return {"pref_accuracy_before": before["pref_accuracy"], "pref_accuracy_after": after["pref_accuracy"],

@@ -7,6 +7,11 @@ At the start of every iteration the reference is reset to the current policy, as
 LN-Super's iterative online RPO did (METHODS §1.7); with `reset_reference: step` it is reset
 before every step, which makes all-pairs `rpo_sq` the leave-one-out REINFORCE (RLOO)
 gradient (METHODS §3.1).
+
+With a checkpointer the run is saved at iteration ends (every `checkpoint_every`
+iterations): the next iteration resets the reference to the policy, so the policy's
+resume state, the prompt-drawing RNG, the parity probe and the per-prompt evaluations
+are all a resumed run needs to reproduce the uninterrupted one.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from typing import Any, Callable
 
 import torch
 
+from core.checkpointer import Checkpointer
 from core.data.schema import Row
 from core.engines.base import SamplingSettings
 from core.metrics import MetricsWriter, Progress
@@ -109,6 +115,20 @@ class OnlineRPO:
         self.policy, self.generators, self.scorer, self.tokenizer = policy, generators, scorer, tokenizer
         self.loss, self.cfg, self.accuracy_reward, self.sync_cfg, self.seed = loss, cfg, accuracy_reward, sync_cfg, seed
         self.probe: RolloutBatch | None = None
+        self.rng = random.Random(seed)  # draws each step's prompts
+        # where the run is (iterations done, step, per-prompt evaluations): checkpoint state
+        self.progress: dict[str, Any] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        probe = None if self.probe is None else {"sequences": self.probe.sequences,
+                                                 "prompt_lens": self.probe.prompt_lens}
+        return {"progress": self.progress, "rng": self.rng.getstate(), "probe": probe}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.progress = state["progress"]
+        self.rng.setstate(state["rng"])
+        probe = state["probe"]
+        self.probe = None if probe is None else RolloutBatch(probe["sequences"], probe["prompt_lens"])
 
     def prompt_rewards(self, rows: list[Row], seed: int) -> list[float]:
         """Per prompt, the mean reward of the policy's own samples (eval_samples per prompt,
@@ -140,18 +160,32 @@ class OnlineRPO:
         return getattr(self.policy, "world_size", 1)
 
     def run(self, train_rows: list[Row], eval_rows: list[Row], metrics: MetricsWriter,
-            draw: Callable[[random.Random], list[Row]] | None = None) -> dict[str, Any]:
+            draw: Callable[[random.Random], list[Row]] | None = None, checkpointer: Checkpointer | None = None,
+            checkpoint_every: int = 0, resume_from: str | None = None) -> dict[str, Any]:
+        """`checkpointer` saves every `checkpoint_every` iterations (not after the last one);
+        `resume_from` (a complete checkpoint of this run) continues from it."""
         cfg = self.cfg
-        rng = random.Random(self.seed)
+        rng = self.rng
         draw = draw or (lambda r: r.sample(train_rows, min(prompts_to_draw(cfg), len(train_rows))))
-        start = last = self.prompt_rewards(eval_rows, seed=self.seed + 999)
-        first, first_se = mean_and_se(start)
-        by_iteration, se_by_iteration = [first], [first_se]
-        metrics.log(0, {"eval_reward_mean": first, "eval_reward_se": first_se})
+        if checkpointer is not None:
+            checkpointer.register("online_rpo", self)
+        if resume_from:
+            if checkpointer is None:
+                raise ValueError(f"resume_from={resume_from} needs a checkpointer")
+            checkpointer.load(resume_from, policy=self.policy)
+            p = self.progress
+            print(f"[online-rpo] resumed from {resume_from} after iteration {p['iteration']}", flush=True)
+        else:
+            start = self.prompt_rewards(eval_rows, seed=self.seed + 999)
+            first, first_se = mean_and_se(start)
+            p = self.progress = {"iteration": 0, "step": 0, "start": start, "last": start,
+                                 "by_iteration": [first], "se_by_iteration": [first_se]}
+            metrics.log(0, {"eval_reward_mean": first, "eval_reward_se": first_se})
+        start, last, by_iteration, se_by_iteration = p["start"], p["last"], p["by_iteration"], p["se_by_iteration"]
         total = cfg.iterations * cfg.steps_per_iteration
         progress = Progress("online-rpo", total)
-        step = 0
-        for it in range(cfg.iterations):
+        step = p["step"]
+        for it in range(p["iteration"], cfg.iterations):
             self.policy.reset_preference_reference()
             for i in range(cfg.steps_per_iteration):
                 if cfg.reset_reference == "step" and i:
@@ -167,6 +201,10 @@ class OnlineRPO:
                 metrics.log(step, record)
                 progress.update(step, reward=record["reward_mean"], pairs=record["pairs"],
                                 loss=record.get("pref/loss", float("nan")), acc=record.get("pref/accuracy", float("nan")))
+            p.update(iteration=it + 1, step=step, last=last)
+            if checkpointer is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 \
+                    and it + 1 != cfg.iterations:
+                checkpointer.save(step, {"iteration": it + 1}, self.policy, export_hf=True)
         # the same prompts (and sampling seed) at every evaluation: the change is measured per prompt,
         # which removes the prompts' spread in difficulty from its standard error
         gain, gain_se = mean_and_se([b - a for a, b in zip(start, last)])

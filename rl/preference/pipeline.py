@@ -4,7 +4,6 @@ Each `run_*` returns the summary's figures; the recipe writes them to summary.js
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from transformers import AutoTokenizer
@@ -49,7 +48,8 @@ def encoded_pair_sets(cfg: PreferenceConfig, tokenizer) -> tuple[PairBatch, Pair
 
 
 def run_offline(cfg: PreferenceConfig, run: RunDir) -> dict[str, Any]:
-    from rl.preference.offline import STATE_FILE, latest_checkpoint, train_offline
+    from core.checkpointer import Checkpointer
+    from rl.preference.offline import train_offline
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.model, local_files_only=True)
     train, test, info = encoded_pair_sets(cfg, tokenizer)
@@ -57,14 +57,7 @@ def run_offline(cfg: PreferenceConfig, run: RunDir) -> dict[str, Any]:
     policy = _policy(cfg)
     metrics = MetricsWriter(run.path, cfg.logging)
     ckpt_dir = run.path / "checkpoints"
-    if cfg.resume == "never":
-        resume_from = None
-    elif cfg.resume == "auto":
-        resume_from = latest_checkpoint(ckpt_dir)
-    else:
-        resume_from = Path(cfg.resume)
-        if not (resume_from / STATE_FILE).exists():
-            raise FileNotFoundError(f"resume={resume_from}: not a preference checkpoint (no {STATE_FILE})")
+    resume_from = Checkpointer(ckpt_dir).resolve(cfg.resume)
     try:
         summary = train_offline(policy, train, test, cfg.loss, cfg.steps, cfg.batch_size, cfg.eval_every, metrics,
                                 cfg.seed, ckpt_dir, cfg.checkpoint_every, resume_from)
@@ -111,6 +104,7 @@ def online_rows(cfg: PreferenceConfig, n: int, seed: int) -> list[Row]:
 
 
 def run_online(cfg: PreferenceConfig, run: RunDir) -> dict[str, Any]:
+    from core.checkpointer import POLICY_HF, Checkpointer
     from core.ray_utils import init_ray
     from rl.actors import GeneratorGroup, PolicyGroup
     from rl.preference.online import OnlineRPO
@@ -130,12 +124,17 @@ def run_online(cfg: PreferenceConfig, run: RunDir) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(cfg.model, local_files_only=True)
     policy = PolicyGroup(cfg.model, cfg.train, cfg.placement, keep_reference=False,
                          micro_batch_size=cfg.micro_batch_size)
-    generators = GeneratorGroup(cfg.model, cfg.generator, cfg.placement, seed=cfg.seed)
+    checkpointer = Checkpointer(run.path / "checkpoints")
+    resume_from = checkpointer.resolve(cfg.resume)
+    # generators restart from the checkpoint's HF export; the policy from the starting model + its state
+    generators = GeneratorGroup(str(resume_from / POLICY_HF) if resume_from else cfg.model, cfg.generator,
+                                cfg.placement, seed=cfg.seed)
     metrics = MetricsWriter(run.path, cfg.logging)
     try:
         loop = OnlineRPO(policy, generators, scorer, tokenizer, cfg.loss, o, cfg.reward.accuracy_reward, cfg.sync,
                          cfg.seed)
-        summary = loop.run(train_rows, eval_rows, metrics)
+        summary = loop.run(train_rows, eval_rows, metrics, checkpointer=checkpointer,
+                           checkpoint_every=cfg.checkpoint_every, resume_from=resume_from)
         # held-out pair accuracy is reported for online runs too (the synthetic / given pairs)
         _, test, _ = encoded_pair_sets(cfg, tokenizer)
         policy.save_hf(str(run.path / "policy"))

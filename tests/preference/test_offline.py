@@ -50,7 +50,7 @@ def test_step_statistics_and_micro_batch_invariance(tiny_model_dir, pairs):
 def test_checkpoint_resume_keeps_reference_and_batch_order(tiny_model_dir, pairs, tmp_path):
     """3 steps in one go == 2 steps, a checkpoint, then a fresh process state resuming for 1 more;
     the resumed run takes the reference log-probs from the checkpoint, not from its (trained) policy."""
-    from rl.preference.offline import latest_checkpoint
+    from core.checkpointer import Checkpointer
 
     cfg = PreferenceLossConfig("dpo", beta=0.5)
     small = pairs.select(list(range(6)))
@@ -66,7 +66,7 @@ def test_checkpoint_resume_keeps_reference_and_batch_order(tiny_model_dir, pairs
 
     full, want, full_train = run(3)
     run(3, tmp_path / "ck", every=2)  # checkpoints at step 2 only (never at the last step)
-    ckpt = latest_checkpoint(tmp_path / "ck")
+    ckpt = Checkpointer(tmp_path / "ck").latest()
     assert ckpt is not None and ckpt.name == "step_2"
     resumed, got, train = run(3, resume=ckpt)
     assert resumed["resumed_from_step"] == 2 and resumed["pref_accuracy_before"] == full["pref_accuracy_before"]
