@@ -160,7 +160,7 @@ def run_sft(cfg: SFTConfig) -> dict[str, Any]:
                   checkpoint_dir=ckpt_root, checkpoint_every=cfg.checkpoint_every)
     train_seconds = time.time() - t_train
     if cfg.checkpoint_every and cfg.train.total_steps % cfg.checkpoint_every:
-        save_checkpoint(ckpt_root / f"step-{cfg.train.total_steps}", backend, cfg.train.total_steps)
+        save_checkpoint(ckpt_root, backend, cfg.train.total_steps)
 
     full = backend.full_state_dict()
     summary: dict[str, Any] = {}

@@ -62,7 +62,7 @@ def fit(backend: TrainingBackend, rows: list[PackedRow], plan: BatchPlan, total_
         if on_step is not None:
             on_step(stats)
         if checkpoint_dir and checkpoint_every and stats.step % checkpoint_every == 0:
-            save_checkpoint(Path(checkpoint_dir) / f"step-{stats.step}", backend, stats.step)
+            save_checkpoint(checkpoint_dir, backend, stats.step)
         if stop_after is not None and len(history) >= stop_after:
             break
     return history

@@ -41,7 +41,7 @@ def test_tiny_run_writes_checkpoint_summary_and_publishes(tiny_dir, tmp_path, mo
     assert not any("tied_lora" in k for k in model.state_dict())
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4]
-    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["latest.json", "step-3", "step-4"]
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_3", "step_4"]
 
 
 def test_default_policy_returns_the_published_checkpoint(tmp_path, monkeypatch):
