@@ -126,3 +126,39 @@ def test_keep_last_prunes_older_complete_steps(tmp_path):
     for s in (1, 2, 3, 4):
         ck.save(s)
     assert [p.name for p in ck.complete_steps()] == ["step_3", "step_4"]
+
+
+def _two_rank_worker(rank: int, root: str, port: int) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        counter = Counter()
+        ck = Checkpointer(root)
+        ck.register("counter", counter)
+        counter.n = 5
+        torch.manual_seed(100 + rank)  # each rank's RNG differs
+        ck.save(1)
+        expected = torch.rand(4)
+        torch.rand(4)
+        fresh = Counter()
+        ck2 = Checkpointer(root)
+        ck2.register("counter", fresh)
+        assert ck2.load(ck2.latest())["world_size"] == 2 and fresh.n == 5
+        assert torch.equal(torch.rand(4), expected), rank  # this rank's own RNG came back
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_save_once_and_each_restores_its_own_rng(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_two_rank_worker, args=(str(tmp_path), port), nprocs=2)
+    names = sorted(p.name for p in (tmp_path / "step_1").iterdir())
+    assert names == ["checkpoint.json", "components.pt", "policy_state", "rng_rank0.pt", "rng_rank1.pt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["step_1"]
