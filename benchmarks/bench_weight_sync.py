@@ -52,12 +52,21 @@ def _model(out: Path) -> tuple[str, int, float]:
 
 
 def _perturb(gens, model_dir: str) -> None:
+    """Noisy weights into the engine, one decoder layer at a time (a whole model at once would
+    leave the engine's allocator holding a model's worth of free memory)."""
     import torch
-    from safetensors.torch import load_file
+    from safetensors import safe_open
+
+    from rl.weight_stream import group_key
 
     for f in sorted(Path(model_dir).glob("*.safetensors")):
-        part = load_file(f)
-        gens.update_weights([{k: v + 0.05 * torch.randn_like(v) for k, v in part.items()}])
+        with safe_open(f, "pt") as st:
+            groups: dict[str, list[str]] = {}
+            for k in st.keys():
+                groups.setdefault(group_key(k), []).append(k)
+            for names in groups.values():
+                part = {k: st.get_tensor(k) for k in names}
+                gens.update_weights([{k: v + 0.05 * torch.randn_like(v) for k, v in part.items()}])
 
 
 def _probe(vocab: int):
@@ -114,7 +123,7 @@ def main() -> None:
         gens = GeneratorGroup(model_dir, GeneratorConfig(engine="vllm", max_model_len=256), placement, seed=0)
         results: dict[str, dict] = {}
         try:
-            probe = _probe(1024)
+            probe = _probe(json.loads((Path(model_dir) / "config.json").read_text())["vocab_size"])
             runs = [("object_store", args.bucket_mb), ("collective", args.bucket_mb),
                     ("object_store_one_bucket", 2.0 * model_mib)]
             for name, bucket_mb in runs:

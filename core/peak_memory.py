@@ -3,10 +3,12 @@
 Two figures: the kernel's high-water mark of resident memory (VmHWM, reset through
 /proc/self/clear_refs), which also counts pages of Ray's shared-memory object store that
 this process touched; and the peak of private (anonymous) memory, sampled every few
-milliseconds by a thread, which is what this process itself allocated.
+milliseconds by a thread, which is what this process itself allocated (after the C
+allocator returned its free memory to the OS, so reused free memory is counted too).
 """
 from __future__ import annotations
 
+import ctypes
 import re
 import threading
 from dataclasses import dataclass
@@ -32,6 +34,9 @@ class PeakWindow:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        # Hand freed heap back to the OS first: memory kept by the allocator from earlier work
+        # would otherwise be reused unseen and the window would under-count.
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # the high-water mark drops to the current RSS
         now = _status_mib()

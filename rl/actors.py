@@ -15,7 +15,7 @@ import ray
 
 from core import peak_memory
 from core.engines.group import EngineGroup
-from core.engines.weight_group import broadcast_bucket, close_group, open_group
+from core.engines.weight_group import broadcast_bucket, close_group, open_group, trim_heap
 from core.training import TrainConfig, dist
 from rl.batch import RolloutBatch, shard_batch, unshard
 from rl.generator import GeneratorConfig
@@ -70,15 +70,26 @@ class _PolicyActor(PolicyWorker):
     def _lora_scaling(self) -> float | None:
         return self.adapter.alpha / self.adapter.rank if self.adapter.method == "lora" else None
 
+    def _weights_module(self):
+        """The module whose state dict holds the weights (inside a DeepSpeed engine)."""
+        model = self.backend.model
+        if hasattr(model, "module"):
+            if self.backend.cfg.zero_stage == 3:
+                raise NotImplementedError("weight sync streams FSDP2 or unsharded policies; ZeRO-3 partitions "
+                                          "every parameter: use train.backend=fsdp2 or train.zero_stage<=2")
+            return model.module
+        return model
+
     def weight_plan(self, bucket_bytes: int) -> list[Bucket]:
-        return plan_buckets(self.backend.model, bucket_bytes, self._lora_scaling())
+        return plan_buckets(self._weights_module(), bucket_bytes, self._lora_scaling())
 
     def put_weight_bucket(self, bucket: Bucket) -> list[ray.ObjectRef] | None:
         """Gather one bucket; rank 0 puts it in the object store and returns [its ref]."""
-        tensors = gather_bucket(self.backend.model, bucket, self._lora_scaling())
-        if self.rank != 0:
-            return None
-        return [ray.put({k: v.cpu() for k, v in tensors.items()})]
+        tensors = gather_bucket(self._weights_module(), bucket, self._lora_scaling())
+        ref = ray.put({k: v.cpu() for k, v in tensors.items()}) if self.rank == 0 else None
+        del tensors
+        trim_heap()
+        return [ref] if ref is not None else None
 
     def open_weight_group(self, host: str, port: int, world_size: int) -> None:
         if self.rank == 0:
@@ -87,10 +98,11 @@ class _PolicyActor(PolicyWorker):
     def send_weight_buckets(self, plan: list[Bucket]) -> None:
         """Gather bucket after bucket; rank 0 broadcasts each to the engines' workers."""
         for bucket in plan:
-            tensors = gather_bucket(self.backend.model, bucket, self._lora_scaling())
+            tensors = gather_bucket(self._weights_module(), bucket, self._lora_scaling())
             if self.rank == 0:
                 broadcast_bucket(self._weight_group, list(bucket.specs), dist.device(), list(tensors.values()))
             del tensors
+            trim_heap()
 
     def close_weight_group(self) -> None:
         close_group(getattr(self, "_weight_group", None))

@@ -32,7 +32,7 @@ class Bucket:
         return sum(s.nbytes for s in self.specs)
 
 
-def _group_key(name: str) -> str:
+def group_key(name: str) -> str:
     """Names of one decoder layer share a key; every other weight is its own group."""
     m = _LAYER.match(name.removeprefix(PEFT_PREFIX))
     return m.group(1) if m else name.removeprefix(PEFT_PREFIX).replace(".base_layer.", ".")
@@ -48,7 +48,7 @@ def plan_buckets(model: nn.Module, bucket_bytes: int, lora_scaling: float | None
     state = model.state_dict()
     groups: dict[str, list[str]] = {}
     for name in state:
-        groups.setdefault(_group_key(name), []).append(name)
+        groups.setdefault(group_key(name), []).append(name)
     buckets, sources, specs, size = [], [], [], 0
     for names in groups.values():
         meta = {n: _local_meta(state[n]) for n in names}

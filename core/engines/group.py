@@ -14,6 +14,7 @@ import ray
 from core import peak_memory
 from core.engines.base import Completion, SamplingSettings
 from core.engines.factory import EngineSettings, make_engine
+from core.engines.weight_group import trim_heap
 
 
 class EngineWorker:
@@ -44,6 +45,7 @@ class EngineWorker:
             received += sum(t.numel() * t.element_size() for t in part.values())
             self.engine.update_weights(part)
             del part
+            trim_heap()
         return received
 
     def group_ranks(self) -> int:

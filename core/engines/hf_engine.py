@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from core.engines.base import Completion, SamplingSettings
-from core.engines.weight_group import broadcast_bucket, close_group, open_group
+from core.engines.weight_group import broadcast_bucket, close_group, open_group, trim_heap
 
 
 class HFEngine:
@@ -93,6 +93,8 @@ class HFEngine:
             pairs = broadcast_bucket(self._weight_group, specs, torch.device(self.device))
             received += sum(t.numel() * t.element_size() for _, t in pairs)
             self.update_weights(dict(pairs))
+            del pairs
+            trim_heap()
         return received
 
     def close_weight_group(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from core.engines.weight_group import TensorSpec, broadcast_bucket, close_group, open_group
+from core.engines.weight_group import TensorSpec, broadcast_bucket, close_group, open_group, trim_heap
 
 
 @contextlib.contextmanager
@@ -43,6 +43,7 @@ class WeightReceiver:
             with quiet_partial_reload():
                 self.reload_weights(weights_iterator=iter(pairs), is_checkpoint_format=True)
             del pairs
+            trim_heap()
         return received
 
     def close_weight_group(self) -> None:

@@ -111,9 +111,9 @@ def _sync_extra_mib(policy, gens, bucket_mb: float):
 
 @pytest.mark.slow
 def test_sync_memory_is_about_one_bucket_on_both_sides(ray_local, tmp_path_factory, hf_engine):
-    """A ~25 M-parameter model (92 MiB): a sync with 12 MiB buckets allocates well under half
-    a model on the trainer and on the engine (gathering the whole model first allocated a
-    model on the trainer plus every bucket in the store; the engine concatenated them all)."""
+    """A ~25 M-parameter model (92 MiB), 12 MiB buckets (one layer each): a sync allocates a few
+    buckets on the trainer and on the engine (measured 11-41 MiB), never a model (gathering the
+    whole model first allocated 2-3 models on each side: benchmarks/bench_weight_sync.py)."""
     from core.tiny import build_tiny_model
 
     model_dir = str(build_tiny_model(tmp_path_factory.mktemp("small") / "model", preset="small", seed=0))
@@ -134,7 +134,7 @@ def test_sync_memory_is_about_one_bucket_on_both_sides(ray_local, tmp_path_facto
             print(f"{transport}: model {model_mib:.0f} MiB, trainer {trainer}, engine {engine}")
             # private memory: what each side allocated (resident pages of the shared object store vary
             # with where Ray places each bucket, so they are reported by benchmarks/bench_weight_sync.py)
-            assert trainer.private_mib < 0.5 * model_mib and engine.private_mib < 0.5 * model_mib, transport
+            assert trainer.private_mib < 0.6 * model_mib and engine.private_mib < 0.6 * model_mib, transport
             assert sync_weights(policy, gens, bucket_mb, probe, 1e-3).max_logprob_diff < 1e-4
     finally:
         gens.shutdown()
