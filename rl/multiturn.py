@@ -91,11 +91,12 @@ def run_episodes(generator, env: Environment, tokenizer, rows: list[Row], sample
         t0 = time.perf_counter()
         if turn == 0:  # every episode of a group shares the prompt: n samples of each row
             starting = [g for g in groups if not g.episodes[0].done]
-            comps = generator.generate([g.episodes[0].prompt_ids for g in starting],
-                                       replace(turn_sampling, n=samples_per_row))
+            reps = samples_per_row if turn_sampling.greedy else 1  # vLLM takes greedy requests only with n=1
+            comps = generator.generate([g.episodes[0].prompt_ids for g in starting for _ in range(reps)],
+                                       replace(turn_sampling, n=samples_per_row // reps))
             by_row: dict[int, list[Completion]] = {}
             for c in comps:
-                by_row.setdefault(c.prompt_index, []).append(c)
+                by_row.setdefault(c.prompt_index // reps, []).append(c)
             pairs = [(e, c) for k, g in enumerate(starting) for e, c in zip(g.episodes, by_row[k])]
         else:
             comps = generator.generate([e.ids for e in live], replace(turn_sampling, n=1))

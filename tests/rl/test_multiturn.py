@@ -18,6 +18,8 @@ from rl.tool_environment import ToolEnvironment
 from rl.tools import ToolCall, render_calls
 from rl.turns import TurnRenderer
 
+pytestmark = pytest.mark.slow  # the scripted policy is trained first (~150 steps, 1-2 min on 2 cores)
+
 TOOLS = ["calculator", "python", "word_count", "sleepy"]
 TIMEOUT_S = 2.0
 MALFORMED = '<TOOLCALL>[{"name": "calculator", "arguments": '
@@ -103,9 +105,10 @@ def _play(setup, cfg=None, samples=2, rows=None):
 
 def test_scripted_episodes_token_by_token(setup):
     gen, groups, _ = _play(setup)
-    # Batched across episodes and groups: one call for every row's first turn (n samples
-    # each), one call for every live episode's second turn, nothing one episode at a time.
-    assert gen.calls == [(len(SCRIPTS), 2), (2 * (len(SCRIPTS) - 1), 1)]
+    # Batched across episodes and groups: one call for every episode's first turn (greedy:
+    # each row's prompt twice, n=1), one call for every live episode's second turn, nothing
+    # one episode at a time.
+    assert gen.calls == [(2 * len(SCRIPTS), 1), (2 * (len(SCRIPTS) - 1), 1)]
     for g, (row, turns, observations) in zip(groups, SCRIPTS):
         for ep in g.episodes:
             assert ep.policy_turns() == turns, row.id  # the engine replayed the script
