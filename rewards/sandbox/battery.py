@@ -289,6 +289,15 @@ def processes_of(uid: int) -> list[int]:
     return found
 
 
+def lingering_processes(uid: int, grace_s: float = 3.0) -> list[int]:
+    """Processes of `uid` still alive after `grace_s`: one SIGKILLed at the wall-clock limit
+    takes a moment to exit on a loaded machine; an escaped one is still there afterwards."""
+    deadline = time.monotonic() + grace_s
+    while (left := processes_of(uid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 @dataclass
 class HostWatch:
     """The host side of one battery run: a loopback server counting connections from the
@@ -351,7 +360,7 @@ class HostWatch:
         if self.accepted:
             found.append(f"reached a server on the host's loopback ({len(self.accepted)} connection(s))")
             self.accepted.clear()
-        if uid is not None and (left := processes_of(uid)):
+        if uid is not None and (left := lingering_processes(uid)):
             found.append(f"left {len(left)} process(es) behind")
         self.cleanup()
         return found
