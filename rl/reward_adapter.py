@@ -38,7 +38,7 @@ class PoolScorer:
         out = self.pool.score(samples)
         per_function = {n: [d[n]["score"] for d in out.details] for n in self.names}
         failures = {n: m.failures + m.timeouts for n, m in out.metrics.items()}
-        return Scores(list(out.scores), per_function, failures)
+        return Scores(list(out.scores), per_function, failures, out.faults.to_dict())
 
     def close(self) -> None:
         self.pool.shutdown()

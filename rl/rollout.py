@@ -96,6 +96,8 @@ def generate_and_score(generators, scorer: Scorer, tokenizer, rows: list[Row], s
                 g.per_function[k].append(v[i])
         for k, v in scores.failures.items():
             timings[f"reward_failures/{k}"] = timings.get(f"reward_failures/{k}", 0.0) + v
+        for k, v in scores.faults.items():
+            timings[f"reward_faults/{k}"] = timings.get(f"reward_faults/{k}", 0.0) + v
     # Generation wall time: everything not spent scoring in the driver.
     timings["generate"] = time.perf_counter() - start - timings["reward"]
     timings["generate_wait"] = waiting_for_generation

@@ -16,6 +16,7 @@ class Scores:
     total: list[float]  # weighted sum per sample
     per_function: dict[str, list[float]]  # raw score of every reward function per sample
     failures: dict[str, int] = field(default_factory=dict)  # raised or timed out, per function
+    faults: dict[str, int] = field(default_factory=dict)  # reward actors replaced, samples retried / lost
 
 
 class Scorer(Protocol):
