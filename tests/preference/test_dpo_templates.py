@@ -28,7 +28,7 @@ def _pairs(path):
     return rows
 
 
-@pytest.mark.parametrize("name", ["chatml", "mistral", "llama3"])
+@pytest.mark.parametrize("name", ["chatml", "mistral", "llama3", "nemotron-nas"])
 def test_offline_dpo_step_on_the_templates_tokens(name, tmp_path):
     from transformers import AutoTokenizer
 

@@ -25,9 +25,7 @@ def _rows(prefix):
             for i, q in enumerate(QUESTIONS)]
 
 
-# nemotron-nas: the policy's meta-device build (core/training/materialize.py) loads its config
-# without trust_remote_code today; its SFT, masks and vLLM prompts are tested elsewhere.
-@pytest.mark.parametrize("name", ["chatml", "mistral", "llama3"])
+@pytest.mark.parametrize("name", ["chatml", "mistral", "llama3", "nemotron-nas"])
 def test_two_grpo_steps_prompt_the_engines_with_the_template(name, ray_local, tmp_path):
     from transformers import AutoTokenizer
 
