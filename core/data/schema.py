@@ -1,6 +1,6 @@
 """Row schemas for every JSONL the toolkit reads, and their validation.
 
-A row for RL / SFT / evaluation (DESIGN.md "Data"):
+A row for RL / SFT / evaluation (docs/your_own_model.md lists the layouts read into it):
 
     {"id": "math-00017",                        # optional; derived from file:line if absent
      "messages": [{"role": "user", "content": "..."},            # OpenAI chat format

@@ -1,4 +1,4 @@
-"""Build the embedded default data sets: task rows in the DESIGN.md schema.
+"""Build the embedded default data sets: task rows in the `core/data/schema.py` schema.
 
 Each problem becomes rows in both reasoning modes when asked (`paired`), which is what the
 SFT mix needs; RL and evaluation use prompt-only rows with the same reward specs.
