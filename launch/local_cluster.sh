@@ -4,7 +4,7 @@
 # `start` runs `ray start --head --block` as the leader of a new session and records its PID
 # in $REFORGE_LOCAL_CLUSTER_DIR (default /tmp/reforge-local-cluster-$UID). `stop` ends only
 # the processes of that session -- the head's GCS, raylet, dashboard and workers -- by PID.
-# It never runs `ray stop --force`, which ends every Ray process on the machine, a user's
+# It never runs Ray's machine-wide stop command, which ends every Ray process on the machine, a user's
 # other clusters included.
 # Knobs: RAY_NUM_CPUS (4), RAY_PORT (6379), RAY_DASHBOARD_PORT (8265), RAY_START_ARGS
 # (extra `ray start` flags, e.g. the agent ports when another raylet runs on this machine).

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from core.engines.base import Completion, SamplingSettings
-from core.engines.weight_group import broadcast_bucket, close_group, open_group, trim_heap
+from core.engines.weight_group import close_group, open_group, receive_buckets
 
 
 class HFEngine:
@@ -88,14 +88,8 @@ class HFEngine:
         self._weight_group = open_group(host, port, rank_offset, world_size, torch.device(self.device))
 
     def receive_weight_buckets(self, buckets: list) -> int:
-        received = 0
-        for specs in buckets:
-            pairs = broadcast_bucket(self._weight_group, specs, torch.device(self.device))
-            received += sum(t.numel() * t.element_size() for _, t in pairs)
-            self.update_weights(dict(pairs))
-            del pairs
-            trim_heap()
-        return received
+        return receive_buckets(self._weight_group, buckets, torch.device(self.device),
+                               lambda pairs: self.update_weights(dict(pairs)))
 
     def close_weight_group(self) -> None:
         close_group(getattr(self, "_weight_group", None))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from core.engines.weight_group import TensorSpec, broadcast_bucket, close_group, open_group, trim_heap
+from core.engines.weight_group import TensorSpec, close_group, open_group, receive_buckets
 
 
 @contextlib.contextmanager
@@ -36,15 +36,11 @@ class WeightReceiver:
 
     def receive_weight_buckets(self, buckets: list[list[TensorSpec]]) -> int:
         """Receive and load every bucket the trainer broadcasts; returns the bytes received."""
-        received = 0
-        for specs in buckets:
-            pairs = broadcast_bucket(self._weight_group, specs, self.device)
-            received += sum(t.numel() * t.element_size() for _, t in pairs)
+        def load(pairs):
             with quiet_partial_reload():
                 self.reload_weights(weights_iterator=iter(pairs), is_checkpoint_format=True)
-            del pairs
-            trim_heap()
-        return received
+
+        return receive_buckets(self._weight_group, buckets, self.device, load)
 
     def close_weight_group(self) -> None:
         close_group(getattr(self, "_weight_group", None))

@@ -13,6 +13,7 @@ import ctypes.util
 from dataclasses import dataclass
 from datetime import timedelta
 from math import prod
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -72,6 +73,20 @@ def broadcast_bucket(group: dist.ProcessGroup, specs: list[TensorSpec], device: 
     opts.rootRank = 0
     group.broadcast([buffer], opts).wait()
     return unpack(buffer, specs)
+
+
+def receive_buckets(group: dist.ProcessGroup, buckets: list[list[TensorSpec]], device: torch.device,
+                    load: Callable[[list[tuple[str, torch.Tensor]]], None]) -> int:
+    """The receiving side of a sync: each broadcast bucket is handed to `load`, then freed
+    before the next arrives (one bucket in memory at a time); returns the bytes received."""
+    received = 0
+    for specs in buckets:
+        pairs = broadcast_bucket(group, specs, device)
+        received += sum(t.numel() * t.element_size() for _, t in pairs)
+        load(pairs)
+        del pairs
+        trim_heap()
+    return received
 
 
 def trim_heap() -> None:

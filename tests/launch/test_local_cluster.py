@@ -1,5 +1,5 @@
 """`launch/local_cluster.sh stop` ends only the head it started: another Ray head on the
-same machine keeps running (`ray stop --force` would end both)."""
+same machine keeps running (Ray's machine-wide stop command would end both)."""
 import shutil
 import tempfile
 from pathlib import Path
