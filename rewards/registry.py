@@ -70,16 +70,17 @@ def as_reward_fn(obj: Any, name: str) -> RewardFn:
                     getattr(obj, "reforge_runs_in", "process"))
 
 
-def _import_target(name: str) -> Any:
+def import_target(name: str, kind: str = "reward") -> Any:
+    """The object `package.module:attr` names; errors name the `kind` of plugin (reward, tool)."""
     module_name, _, attr = name.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise LookupError(f"reward {name!r}: cannot import module {module_name!r}: {e}") from e
+        raise LookupError(f"{kind} {name!r}: cannot import module {module_name!r}: {e}") from e
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise LookupError(f"reward {name!r}: module {module_name!r} has no attribute {attr!r}")
+            raise LookupError(f"{kind} {name!r}: module {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj
 
@@ -91,7 +92,7 @@ def get_reward(name: str) -> RewardFn:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
-        return as_reward_fn(_import_target(name), name)
+        return as_reward_fn(import_target(name), name)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             return as_reward_fn(ep.load(), name)

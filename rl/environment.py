@@ -133,7 +133,7 @@ def make_environment(cfg: EnvironmentConfig, tokenizer, scorer) -> Environment:
 
         return ToolEnvironment(tokenizer, cfg, scorer)
     if ":" in cfg.name:
-        from rl.tools.registry import _import_target
+        from rewards.registry import import_target
 
-        return _import_target(cfg.name)(tokenizer, cfg, scorer)
+        return import_target(cfg.name, "environment")(tokenizer, cfg, scorer)
     raise ValueError(f"key 'environment.name': expected 'tools' or 'package.module:Class', got {cfg.name!r}")

@@ -9,11 +9,12 @@ by `module:function` or an entry point gets them from its docstring and annotati
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
+
+from rewards.registry import import_target
 
 ENTRY_POINT_GROUP = "reforge.tools"
 RUNS_IN = ("process", "caller")
@@ -95,20 +96,6 @@ def tool(name: str | None = None, *, description: str | None = None, parameters:
     return decorate
 
 
-def _import_target(name: str) -> Any:
-    module_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise LookupError(f"tool {name!r}: cannot import module {module_name!r}: {e}") from e
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise LookupError(f"tool {name!r}: module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
-
-
 def get_tool(name: str) -> Tool:
     """Resolve a name: registered (built-ins included), `package.module:function`, entry point.
     A `module:function` tool is named by its function's name (that is what the policy calls)."""
@@ -117,7 +104,7 @@ def get_tool(name: str) -> Tool:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
-        return as_tool(_import_target(name), name.rpartition(":")[2].rpartition(".")[2])
+        return as_tool(import_target(name, "tool"), name.rpartition(":")[2].rpartition(".")[2])
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             found = as_tool(ep.load(), name)
