@@ -13,6 +13,7 @@ from core.metrics import LoggingConfig
 from core.training import TrainConfig
 from rl.actors import PlacementConfig
 from rl.curriculum import CurriculumConfig
+from rl.environment import EnvironmentConfig
 from rl.generator import GeneratorConfig
 from rl.lora import check_adapter
 from rl.weight_transport import TRANSPORTS
@@ -165,6 +166,8 @@ class GRPOConfig:
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # Multi-turn episodes (tools, feedback): empty `environment.name` = single-turn rollouts.
+    environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
@@ -172,3 +175,6 @@ class GRPOConfig:
         if self.filter.reward and self.filter.reward not in self.reward.functions:
             raise ValueError(f"key 'filter.reward': {self.filter.reward!r} is not one of reward.functions "
                              f"{sorted(self.reward.functions)}")
+        if self.environment.name and self.filter.enabled:
+            raise ValueError("keys 'environment.name', 'filter.enabled': the pass-rate prefilter estimates single-turn "
+                             "pass rates; set filter.enabled: false with an environment")

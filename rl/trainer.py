@@ -25,7 +25,9 @@ from core.seed import seed_everything
 from rl.actors import GeneratorGroup, PolicyGroup
 from rl.config import GRPOConfig
 from rl.curriculum import PromptSampler
+from rl.environment import make_environment
 from rl.losses import ClippedPolicyLoss, PolicyLossConfig
+from rl.multiturn import collect_multiturn_rollout, episode_metrics, run_episodes
 from rl.prefilter import estimate_pass_rates, prefilter
 from rl.rollout import collect_rollout, generate_and_score
 from rl.scoring import Scorer
@@ -49,6 +51,7 @@ class GRPOTrainer:
         self.loss_cfg = PolicyLossConfig(cfg.algorithm.clip_low, cfg.algorithm.clip_high, cfg.algorithm.kl_coef,
                                          cfg.algorithm.aggregation, cfg.algorithm.tis_cap)
         self.probe = None
+        self.environment = None  # built in train(): its tools resolve before any actor starts
         self.max_sync_diff = 0.0
         # Called after every GRPO step as hook(trainer, step) -> extra metrics; this is how
         # other objectives (e.g. preference steps on the same policy workers) interleave.
@@ -102,11 +105,21 @@ class GRPOTrainer:
         return out
 
     def _heldout(self, rows: list[Row], sampling: SamplingSettings, key: str) -> dict[str, float]:
-        """Mean accuracy over prompts (each prompt: the mean over its samples), overall and per level."""
-        groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
-                                       self.cfg.reward.accuracy_reward)
+        """Mean accuracy over prompts (each prompt: the mean over its samples), overall and per level.
+        With an environment the episodes are played to the end (tools allowed) and the share of
+        episodes that called a tool is reported beside the accuracy."""
+        out: dict[str, float] = {}
+        if self.environment is not None:
+            cfg = self.cfg
+            groups, _ = run_episodes(self.generators, self.environment, self.tokenizer, rows, sampling.n,
+                                     sampling, cfg.environment, cfg.generator.max_model_len,
+                                     accuracy_reward=cfg.reward.accuracy_reward)
+            out[f"{key}_tool_call_rate"] = episode_metrics(groups)["tool_call_rate"]
+        else:
+            groups, _ = generate_and_score(self.generators, self.scorer, self.tokenizer, rows, sampling,
+                                           self.cfg.reward.accuracy_reward)
         per_prompt = [(g.row.meta.get("difficulty"), sum(g.accuracy) / len(g.accuracy)) for g in groups]
-        out = {key: sum(a for _, a in per_prompt) / max(len(per_prompt), 1)}
+        out[key] = sum(a for _, a in per_prompt) / max(len(per_prompt), 1)
         by_level: dict[int, list[float]] = {}
         for level, acc in per_prompt:
             if level is not None:
@@ -119,6 +132,8 @@ class GRPOTrainer:
     def train(self) -> RunResult:
         cfg = self.cfg
         seed_everything(cfg.seed)
+        if cfg.environment.name:
+            self.environment = make_environment(cfg.environment, self.tokenizer, self.scorer)
         resume_from = self.checkpointer.resolve(cfg.resume)
         self._start_actors(str(resume_from / POLICY_HF) if resume_from else cfg.model)
         rows, rates, dropped = self._pass_rates()
@@ -165,14 +180,22 @@ class GRPOTrainer:
             "generator_engine": self.generators.kind,
             **{f"before_{k}": v for k, v in before.items()}, **{f"after_{k}": v for k, v in after.items()},
         }
+        if self.environment is not None:
+            summary["tool_call_rate"] = after[f"{key}_tool_call_rate"]
         return RunResult(self.run.path, summary, read_metrics(self.run.path / "metrics.jsonl"))
 
     def _step(self, step: int, rows: list[Row], sampler: PromptSampler) -> dict[str, Any]:
         cfg = self.cfg
         t0 = time.perf_counter()
-        rollout = collect_rollout(self.generators, self.scorer, self.tokenizer,
-                                  lambda: [rows[i] for i in sampler.next_batch()], cfg.rollout,
-                                  cfg.reward.accuracy_reward, seed=cfg.seed * 1_000_003 + step * 1000)
+        draw = lambda: [rows[i] for i in sampler.next_batch()]  # noqa: E731
+        seed = cfg.seed * 1_000_003 + step * 1000
+        if self.environment is not None:
+            rollout = collect_multiturn_rollout(self.generators, self.environment, self.tokenizer, draw, cfg.rollout,
+                                                cfg.environment, cfg.generator.max_model_len,
+                                                cfg.reward.accuracy_reward, seed)
+        else:
+            rollout = collect_rollout(self.generators, self.scorer, self.tokenizer, draw, cfg.rollout,
+                                      cfg.reward.accuracy_reward, seed=seed)
         record: dict[str, Any] = {**rollout.metrics, **{f"time/{k}": v for k, v in rollout.timings.items()}}
         if not rollout.groups:
             record.update({"kl": 0.0, "time/step": time.perf_counter() - t0, "skipped": 1})
@@ -219,6 +242,8 @@ class GRPOTrainer:
         return stats
 
     def shutdown(self) -> None:
+        if self.environment is not None:
+            self.environment.close()
         for group in ("generators", "policy"):
             if hasattr(self, group):
                 getattr(self, group).shutdown()
