@@ -3,7 +3,8 @@
 Errors are caught before any heavy work and reported as `ConfigError` naming the key (unknown
 key, wrong type, missing required value, a value the schema rejects) and where its value came
 from: the command-line override that set it, else the YAML file. Recipes call `parse_cli`, which
-also answers `--help` / `--show-config` by printing every setting with its default.
+also answers `--help` / `--show-config` by printing every resolved setting with its help text
+(each dataclass field documents itself in `field(metadata={"help": ...})`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
 
-__all__ = ["MISSING", "ConfigError", "check_choice", "load_config", "parse_cli", "to_yaml", "save_config"]
+__all__ = ["MISSING", "ConfigError", "check_choice", "describe", "load_config", "parse_cli", "save_config", "settings",
+           "to_yaml"]
 
 
 def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
@@ -157,14 +159,58 @@ def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(to_yaml(cfg))
 
 
+def settings(cfg: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, value, help) for every setting of a config instance, in declaration order.
+    A nested config is listed as a section (its key, the config itself, its help) followed by
+    its own settings. The help is the field's `metadata["help"]`, where each knob is
+    documented (empty when it has none)."""
+    out: list[tuple[str, Any, str]] = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        out.append((f"{prefix}{f.name}", value, f.metadata.get("help", "")))
+        if dataclasses.is_dataclass(value):
+            out += settings(value, f"{prefix}{f.name}.")
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _show(value: Any) -> str:
+    text = yaml.safe_dump(_plain(value), default_flow_style=True, width=10**6, sort_keys=False)
+    return text.strip().removesuffix("...").strip()
+
+
+def describe(cfg: Any) -> str:
+    """The resolved config, one line per setting: `key: value  # help`; a section is a
+    `# key: help` line before its settings (`--show-config`)."""
+    rows = [(key, None if dataclasses.is_dataclass(value) else _show(value), text)
+            for key, value, text in settings(cfg)]
+    width = max(len(k) + len(v) + 2 for k, v, _ in rows if v is not None)
+    lines = []
+    for key, value, text in rows:
+        if value is None:
+            lines.append(f"# {key}: {text}" if text else f"# {key}")
+        else:
+            lines.append(f"{f'{key}: {value}':<{width}}  # {text}" if text else f"{key}: {value}")
+    return "\n".join(lines)
+
+
 def _help_text(schema: type, prog: str, default_path: str | None) -> str:
     lines = [f"usage: {prog} [config=FILE.yaml] [key=value ...] [--show-config]", ""]
-    if default_path:
-        lines.append(f"Default config file: {default_path}")
-    lines.append("Settings (dotted keys, defaults from the config file):")
     doc = (schema.__doc__ or "").strip()
     if doc:
-        lines.insert(1, doc)
+        lines += [doc, ""]
+    if default_path:
+        lines.append(f"Default config file: {default_path}")
+    lines.append("Settings (dotted keys as resolved from the config file and overrides, each with its help):")
     return "\n".join(lines)
 
 
@@ -173,7 +219,7 @@ def parse_cli(schema: type[T], argv: Sequence[str] | None = None, default_path: 
     """Recipe entry: `config=FILE` picks the YAML (else default_path), the rest are overrides.
 
     Exits with status 2 and a one-line message on a config error; `--help` and
-    `--show-config` print every resolved setting and exit 0.
+    `--show-config` print every resolved setting with its value and help, and exit 0.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or Path(sys.argv[0]).name
@@ -194,7 +240,7 @@ def parse_cli(schema: type[T], argv: Sequence[str] | None = None, default_path: 
         sys.exit(2)
     if show:
         print(_help_text(schema, prog, str(default_path) if default_path else None))
-        print(to_yaml(cfg))
+        print(describe(cfg))
         sys.exit(0)
     return cfg
 

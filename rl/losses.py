@@ -6,26 +6,40 @@ All inputs are per-token tensors [batch, time] over response tokens with a 0/1 `
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 AGGREGATIONS = ("token_mean", "seq_mean")
 
 
-@dataclass(frozen=True)
+@dataclass
 class PolicyLossConfig:
-    clip_low: float = 0.2
-    clip_high: float = 0.28  # "clip-higher" (DAPO); equal to clip_low gives the symmetric PPO clip
-    kl_coef: float = 0.0
-    aggregation: str = "token_mean"
-    tis_cap: float | None = None  # truncated importance sampling cap; None = off
+    """The loss settings of GRPO. `rl.config.AlgorithmConfig` extends this class, so the
+    recipe's `algorithm` section is passed to the loss as it is (no copy of its fields)."""
+
+    clip_low: float = field(default=0.2, metadata={"help": "lower clip: the ratio is kept >= 1 - clip_low"})
+    clip_high: float = field(default=0.28, metadata={"help": (
+        "upper clip: the ratio is kept <= 1 + clip_high ('clip-higher', DAPO); equal to clip_low = the PPO clip")})
+    kl_coef: float = field(default=0.0, metadata={"help": (
+        "weight of the k3 KL to the reference in the loss; > 0 keeps a frozen reference on the policy workers")})
+    aggregation: str = field(default="token_mean", metadata={"help": (
+        "token_mean: every loss token of the global batch weighs the same | seq_mean: each sequence's mean, "
+        "then the mean over sequences")})
+    tis_cap: float | None = field(default=None, metadata={"help": (
+        "truncated importance sampling: weight tokens by min(pi_old / pi_generator, tis_cap) to correct "
+        "generator/trainer mismatch; null = off")})
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:  # core.config.check_choice would pull in OmegaConf here
+            raise ValueError(f"key 'algorithm.aggregation': {self.aggregation!r} is not one of {list(AGGREGATIONS)}")
 
 
 @dataclass(frozen=True)
 class ClippedPolicyLoss:
-    """GRPO's objective as the policy worker takes it: the config plus the normalisers of
-    the *global* batch (every rank and micro-batch divides by the same counts)."""
+    """GRPO's objective as the policy worker takes it: the config (the recipe's
+    `algorithm` section, or any `PolicyLossConfig`) plus the normalisers of the *global*
+    batch (every rank and micro-batch divides by the same counts)."""
 
     cfg: PolicyLossConfig
     token_normalizer: float  # loss tokens in the global batch (token_mean)

@@ -26,7 +26,7 @@ from rl.actors import GeneratorGroup, PolicyGroup
 from rl.config import GRPOConfig
 from rl.curriculum import PromptSampler
 from rl.environment import make_environment
-from rl.losses import ClippedPolicyLoss, PolicyLossConfig
+from rl.losses import ClippedPolicyLoss
 from rl.multiturn import collect_multiturn_rollout, episode_metrics, run_episodes
 from rl.prefilter import estimate_pass_rates, prefilter
 from rl.rollout import collect_rollout, generate_and_score
@@ -48,8 +48,7 @@ class GRPOTrainer:
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, local_files_only=True)
         self.ckpt_dir = run.path / "checkpoints"
         self.checkpointer = Checkpointer(self.ckpt_dir)
-        self.loss_cfg = PolicyLossConfig(cfg.algorithm.clip_low, cfg.algorithm.clip_high, cfg.algorithm.kl_coef,
-                                         cfg.algorithm.aggregation, cfg.algorithm.tis_cap)
+        self.loss_cfg = cfg.algorithm  # the algorithm config is the loss config (rl.losses.PolicyLossConfig)
         self.probe = None
         self.environment = None  # built in train(): its tools resolve before any actor starts
         self.max_sync_diff = 0.0
