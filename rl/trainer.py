@@ -4,11 +4,13 @@ The driver owns the data, the curriculum, scoring and bookkeeping; the policy wo
 generators are Ray actor groups. Every `checkpoint_every` steps core.checkpointer writes the
 full state (policy weights, optimizer, scheduler and RNG, the sampler, stateful step hooks,
 the step and the driver's figures) so a killed driver resumes where it stopped and
-reproduces the uninterrupted run.
+reproduces the uninterrupted run. With `async_rollout.max_staleness` set, rollouts come from
+rl.async_rollout's producer thread, generated while earlier steps train (docs/async_grpo.md).
 """
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from core.metrics import MetricsWriter, Progress, read_metrics
 from core.run_dir import RunDir
 from core.seed import seed_everything
 from rl.actors import GeneratorGroup, PolicyGroup
+from rl.async_rollout import Produced, RolloutProducer
 from rl.config import GRPOConfig
 from rl.curriculum import PromptSampler
 from rl.environment import make_environment
@@ -142,6 +145,7 @@ class GRPOTrainer:
             if isinstance(hook, Stateful):
                 self.checkpointer.register(f"step_hook_{i}", hook)
         metrics = MetricsWriter(self.run.path, cfg.logging)
+        producer = self._producer(rows, sampler)
         start_step, before = 0, None
         if resume_from:
             state = self.checkpointer.load(resume_from, policy=self.policy)
@@ -155,19 +159,14 @@ class GRPOTrainer:
             print(f"[grpo] before training: {before}; prefilter dropped {dropped} of {len(self.train_rows)} prompts",
                   flush=True)
         progress = Progress("grpo", cfg.steps)
-        for step in range(start_step + 1, cfg.steps + 1):
-            record = self._step(step, rows, sampler)
-            for hook in self.step_hooks:
-                record.update(hook(self, step))
-            if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != cfg.steps:
-                record.update(self.evaluate())
-            metrics.log(step, record)
-            progress.update(step, reward=record["reward_mean"], acc=record["accuracy"], kl=record["kl"],
-                            len=record["response_tokens_mean"], sync_diff=record.get("sync_max_logprob_diff", 0.0),
-                            step_s=record["time/step"])
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                self.checkpointer.save(step, {"accuracy_before": before, "max_sync_diff": self.max_sync_diff,
-                                              "probe": _batch_to_json(self.probe)}, self.policy, export_hf=True)
+        if producer is not None:
+            producer.publish(start_step)  # the generators hold the starting / the checkpoint's weights
+            producer.start()
+        try:
+            self._loop(start_step, rows, sampler, producer, metrics, progress, before)
+        finally:
+            if producer is not None:
+                producer.stop()
         after = self.evaluate()
         metrics.log(cfg.steps, {**after, "final": 1})
         metrics.close()
@@ -183,23 +182,66 @@ class GRPOTrainer:
             summary["tool_call_rate"] = after[f"{key}_tool_call_rate"]
         return RunResult(self.run.path, summary, read_metrics(self.run.path / "metrics.jsonl"))
 
-    def _step(self, step: int, rows: list[Row], sampler: PromptSampler) -> dict[str, Any]:
+    def _loop(self, start_step: int, rows: list[Row], sampler: PromptSampler, producer: RolloutProducer | None,
+              metrics: MetricsWriter, progress: Progress, before: dict[str, float]) -> None:
         cfg = self.cfg
-        t0 = time.perf_counter()
+        for step in range(start_step + 1, cfg.steps + 1):
+            record = self._step(step, rows, sampler, producer)
+            for hook in self.step_hooks:
+                record.update(hook(self, step))
+            if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step != cfg.steps:
+                record.update(self.evaluate())
+            metrics.log(step, record)
+            progress.update(step, reward=record["reward_mean"], acc=record["accuracy"], kl=record["kl"],
+                            len=record["response_tokens_mean"], sync_diff=record.get("sync_max_logprob_diff", 0.0),
+                            step_s=record["time/step"])
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                self.checkpointer.save(step, {"accuracy_before": before, "max_sync_diff": self.max_sync_diff,
+                                              "probe": _batch_to_json(self.probe)}, self.policy, export_hf=True)
+            if producer is not None:
+                producer.publish(step)  # eval and checkpoint are done: the next rollouts may start
+
+    def _producer(self, rows: list[Row], sampler: PromptSampler) -> RolloutProducer | None:
+        """The rollout producer of asynchronous GRPO (rl/async_rollout.py), registered with
+        the checkpointer so the rollouts generated but not yet trained resume with the run."""
+        k = self.cfg.async_rollout.max_staleness
+        if k is None:
+            return None
+        producer = RolloutProducer(lambda step: self._rollout(step, rows, sampler), 1, self.cfg.steps, k, version=0)
+        self.checkpointer.register("async_rollouts", producer)
+        return producer
+
+    def _rollout(self, step: int, rows: list[Row], sampler: PromptSampler):
+        """Draw the step's prompts, generate and score (generators and scorer only: in async
+        mode this runs on the producer thread)."""
+        cfg = self.cfg
         draw = lambda: [rows[i] for i in sampler.next_batch()]  # noqa: E731
         seed = cfg.seed * 1_000_003 + step * 1000
         if self.environment is not None:
-            rollout = collect_multiturn_rollout(self.generators, self.environment, self.tokenizer, draw, cfg.rollout,
-                                                cfg.environment, cfg.generator.max_model_len,
-                                                cfg.reward.accuracy_reward, seed)
+            return collect_multiturn_rollout(self.generators, self.environment, self.tokenizer, draw, cfg.rollout,
+                                             cfg.environment, cfg.generator.max_model_len,
+                                             cfg.reward.accuracy_reward, seed)
+        return collect_rollout(self.generators, self.scorer, self.tokenizer, draw, cfg.rollout,
+                               cfg.reward.accuracy_reward, seed=seed)
+
+    def _step(self, step: int, rows: list[Row], sampler: PromptSampler,
+              producer: RolloutProducer | None = None) -> dict[str, Any]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        if producer is None:
+            rollout, record = self._rollout(step, rows, sampler), {}
         else:
-            rollout = collect_rollout(self.generators, self.scorer, self.tokenizer, draw, cfg.rollout,
-                                      cfg.reward.accuracy_reward, seed=seed)
-        record: dict[str, Any] = {**rollout.metrics, **{f"time/{k}": v for k, v in rollout.timings.items()}}
+            produced, waited = producer.get(step)
+            rollout, record = produced.rollout, {"time/trainer_wait": waited}
+        record.update({**rollout.metrics, **{f"time/{k}": v for k, v in rollout.timings.items()}})
         if not rollout.groups:
+            if producer is not None:
+                record["time/trainer_wait"] += producer.wait_idle(step)
             record.update({"kl": 0.0, "time/step": time.perf_counter() - t0, "skipped": 1})
             return record
         batch = rollout.to_batch(cfg.algorithm, cfg.rollout.overlong_masking)
+        if producer is not None:
+            record.update(_staleness(step, produced, len(batch)))
         t1 = time.perf_counter()
         if cfg.algorithm.old_logprobs == "trainer":
             batch.old_logprobs = self.policy.logprobs(batch)
@@ -208,6 +250,8 @@ class GRPOTrainer:
             batch.old_logprobs = batch.generator_logprobs
         if cfg.algorithm.kl_coef > 0:
             batch.ref_logprobs = self.policy.logprobs(batch, model="reference")
+        if cfg.async_rollout.mask_cap:
+            record["async/masked_token_fraction"] = _mask_off_policy(batch, cfg.async_rollout.mask_cap)
         if cfg.algorithm.tis_cap is None:
             batch.generator_logprobs = []
         record["time/logprobs"] = time.perf_counter() - t1
@@ -217,6 +261,8 @@ class GRPOTrainer:
         record.update(train_stats)
         if self.probe is None and cfg.sync.parity_check:
             self.probe = probe_from(batch, cfg.sync.probe_sequences)
+        if producer is not None:  # weights move only while no generation is in flight
+            record["time/trainer_wait"] += producer.wait_idle(step)
         t3 = time.perf_counter()
         report = sync_weights(self.policy, self.generators, cfg.sync.bucket_mb,
                               self.probe if cfg.sync.parity_check else None, cfg.sync.parity_tolerance)
@@ -246,6 +292,31 @@ class GRPOTrainer:
         for group in ("generators", "policy"):
             if hasattr(self, group):
                 getattr(self, group).shutdown()
+
+
+def _staleness(step: int, produced: Produced, samples: int) -> dict[str, float]:
+    """Per-sample policy versions of the rollout trained at `step` (against version step-1).
+    Syncs happen only between rollouts, so every sample of a rollout has the same version."""
+    versions = [produced.version] * samples
+    stale = [step - 1 - v for v in versions]
+    return {"async/policy_version": step - 1, "async/sample_version_min": min(versions),
+            "async/sample_version_max": max(versions), "async/staleness_mean": sum(stale) / len(stale),
+            "async/staleness_max": max(stale), "time/generator_wait": produced.generator_wait}
+
+
+def _mask_off_policy(batch, cap: float) -> float:
+    """Zero the loss mask of tokens whose pi_old / pi_generator ratio is outside [1/cap, cap];
+    returns the fraction of loss tokens masked."""
+    bound = math.log(cap)
+    masked = total = 0
+    for mask, old, gen in zip(batch.loss_masks, batch.old_logprobs, batch.generator_logprobs):
+        for t, (o, g) in enumerate(zip(old, gen)):
+            if mask[t]:
+                total += 1
+                if abs(o - g) > bound:
+                    mask[t] = 0
+                    masked += 1
+    return masked / max(total, 1)
 
 
 def _max_diff(a: list[list[float]], b: list[list[float]]) -> float:
