@@ -1,7 +1,7 @@
 """reforge GRPO vs TRL's GRPOTrainer, side by side on this machine.
 
     python benchmarks/bench_grpo_vs_trl.py [--presets small,tiny] [--steps 3] [--precision fp32|bf16]
-                                           [--max-load 3 --max-wait 3600]
+                                           [--max-staleness K] [--max-load 3 --max-wait 3600]
 
 reforge: our loop (rl/trainer.py) with the vLLM-CPU generator in a Ray actor and one
 policy worker, weight sync + parity probe after every step, scoring through the rewards pool.
@@ -24,6 +24,10 @@ the per-step `time/step` values from metrics.jsonl. TRL's steps are timed by a c
 The first rollout of each side is warm-up (compilation, allocator, first vLLM batch) and is
 reported but left out of the means. Each side runs in its own spawned process, one after
 the other, in the same invocation. Writes benchmarks/results/grpo_vs_trl.json.
+
+`--max-staleness K` runs our side as asynchronous GRPO (rl/async_rollout.py): the rollout
+of step s+K is generated while step s trains. K >= 1 needs pi_old from the trainer (one
+extra forward) and the truncated importance-sampling correction (tis_cap 2).
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ class Shape:
     lr: float = 2e-5
     bf16: bool = False  # bf16 autocast training on both sides (TRL's GRPOConfig default)
     generator_dtype: str = "float32"  # ours only: the vLLM engine's dtype (TRL generates under its autocast)
+    max_staleness: int | None = None  # ours only: asynchronous GRPO with this bound (None = the synchronous loop)
     seed: int = 0
 
     @property
@@ -98,6 +103,9 @@ def run_reforge(shape: Shape, workdir: str) -> dict:
         cfg.train.dtype, cfg.algorithm.old_logprobs, cfg.sync.parity_tolerance = "bfloat16", "trainer", 0.5
         cfg.generator.dtype = shape.generator_dtype
     cfg.algorithm.micro_batch_size, cfg.algorithm.micro_batch_tokens = 64, 2048
+    cfg.async_rollout.max_staleness = shape.max_staleness
+    if shape.max_staleness:  # stale samples: pi_old is the trainer's, generator logprobs feed the TIS weight
+        cfg.algorithm.old_logprobs, cfg.algorithm.tis_cap = "trainer", 2.0
     cfg.filter.enabled = False
     cfg.eval.every_steps, cfg.eval.max_tokens = 0, 32  # before/after evals: small, and not timed
     cfg.reward.functions, cfg.reward.accuracy_reward = {"math": 1.0}, "math"
@@ -124,6 +132,8 @@ def run_reforge(shape: Shape, workdir: str) -> dict:
     recs = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in recs if "time/step" in r]
     keys = ["time/generate", "time/reward", "time/logprobs", "time/train", "time/sync"]
+    if shape.max_staleness is not None:
+        keys += ["time/trainer_wait", "time/generator_wait"]
     per_step = [{"step": r["step"], "seconds": r["time/step"], **{k.split("/")[1]: r.get(k, 0.0) for k in keys},
                  "response_tokens_mean": r.get("response_tokens_mean"), "truncated_fraction": r.get("truncated_fraction"),
                  "accuracy": r.get("accuracy"), "load1": None} for r in steps]
@@ -287,7 +297,8 @@ def bench_preset(preset: str, args) -> dict:
     g = args.group_size or g
     max_tokens = args.max_tokens or max_tokens
     shape = Shape(preset, str(bench_policy(preset, args.policy, mean_tokens)), prompts, g, max_tokens, args.steps,
-                  bf16=args.precision == "bf16", generator_dtype=args.generator_dtype)
+                  bf16=args.precision == "bf16", generator_dtype=args.generator_dtype,
+                  max_staleness=args.max_staleness)
     from benchmarks.bench_rollout import _describe
 
     out = {"preset": preset, "settings": asdict(shape), "policy": _describe(shape.model),
@@ -322,9 +333,12 @@ def _report(args, facts: dict, gate: dict, results: list[dict]) -> dict:
                          "(rewards package, math-verify); same synthetic math prompt set and chat template",
                "reforge": "vLLM-CPU generator in a Ray actor (in-process engine, both cores), 1 policy worker "
                           "(2 torch threads), reward pool in a Ray actor, weight sync + parity probe every step; "
-                          + ("pi_old = the generator's logprobs; " if args.precision == "fp32" else
+                          + ("" if args.precision == "fp32" and args.max_staleness else
+                             "pi_old = the generator's logprobs; " if args.precision == "fp32" else
                              f"bf16 autocast training, {args.generator_dtype} generator, pi_old recomputed by the "
                              "trainer, parity tolerance 0.5; ")
+                          + (f"asynchronous GRPO, max_staleness {args.max_staleness} (pi_old recomputed by the "
+                             "trainer, tis_cap 2); " if args.max_staleness else "")
                           + "micro-batches grouped by length (<= 2048 padded "
                           "tokens); prefilter, periodic eval, dynamic sampling off",
                "trl": f"trl.GRPOTrainer, use_cpu=True, use_vllm=False (transformers generate), bf16={args.precision == 'bf16'}, "
@@ -349,6 +363,8 @@ def main() -> None:
                     help="training precision on both sides (bf16 = autocast, TRL's default; write it with --out)")
     ap.add_argument("--generator-dtype", default="float32", choices=["float32", "bfloat16"],
                     help="our vLLM engine's dtype (with --precision bf16)")
+    ap.add_argument("--max-staleness", type=int, default=None,
+                    help="our side as asynchronous GRPO with this staleness bound (default: the synchronous loop)")
     ap.add_argument("--order", default="trl-first", choices=["trl-first", "reforge-first"])
     ap.add_argument("--max-load", type=float, default=3.0, help="wait for the 1-min load average to drop below this")
     ap.add_argument("--max-wait", type=float, default=0.0, help="seconds to wait for a quiet machine (0 = don't)")
