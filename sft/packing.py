@@ -60,9 +60,24 @@ def build_row(docs: list[EncodedConversation], pack_len: int, pad_id: int) -> Pa
     return PackedRow(ids + [pad_id] * pad, labels + [IGNORE] * pad, pos + list(range(pad)), seg + [-1] * pad)
 
 
-def pack_documents(docs: list[EncodedConversation], pack_len: int, pad_id: int) -> list[PackedRow]:
-    return [build_row([docs[i] for i in b], pack_len, pad_id)
-            for b in pack([len(d.input_ids) for d in docs], pack_len)]
+# Models with recurrent (Mamba / SSM) layers: the block-diagonal mask isolates documents in
+# attention only; a recurrent state would carry one document into the next.
+RECURRENT_MODEL_TYPES = ("nemotron_h", "falcon_h1", "mamba", "mamba2", "bamba", "jamba", "zamba", "zamba2",
+                         "granitemoehybrid", "lfm2")
+
+
+def one_document_per_row(config) -> bool:
+    return getattr(config, "model_type", "") in RECURRENT_MODEL_TYPES
+
+
+def pack_documents(docs: list[EncodedConversation], pack_len: int, pad_id: int,
+                   one_per_row: bool = False) -> list[PackedRow]:
+    """Packed rows; `one_per_row` gives every document its own right-padded row (hybrids)."""
+    lengths = [len(d.input_ids) for d in docs]
+    bins = [[i] for i in range(len(docs))] if one_per_row else pack(lengths, pack_len)
+    if one_per_row and max(lengths, default=0) > pack_len:
+        raise ValueError(f"document {lengths.index(max(lengths))} has {max(lengths)} tokens > pack_len {pack_len}")
+    return [build_row([docs[i] for i in b], pack_len, pad_id) for b in bins]
 
 
 @dataclass

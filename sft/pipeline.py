@@ -25,7 +25,8 @@ from sft.batching import BatchPlan
 from sft.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sft.config import SFTConfig
 from sft.mixing import mix, prompt_key
-from sft.packing import encode_rows, pack_documents
+from sft.packing import encode_rows, one_document_per_row, pack_documents
+from sft.tool_traces import tool_math_rows
 from sft.trainer import StepStats, fit
 
 
@@ -37,7 +38,8 @@ def log0(msg: str) -> None:
 def base_model_dir(cfg: SFTConfig) -> Path:
     """The configured base, or the embedded model for `preset`, built once and cached."""
     if cfg.model.base:
-        return Path(cfg.model.base)
+        base = Path(cfg.model.base)
+        return base if base.is_absolute() or base.exists() else reforge_home() / base
     cached = reforge_home() / f"base-{cfg.model.preset}"
     if not (cached / "config.json").exists() and dist.rank() == 0:
         tmp = cached.with_name(cached.name + f".tmp{time.time_ns()}")
@@ -57,7 +59,8 @@ def train_rows(cfg: SFTConfig, settings: ChatSettings | None = None) -> list[dic
             rows += [r.to_dict() for r in report.rows]
         return rows
     return (math_rows(d.synthetic_math, d.seed, levels=tuple(d.math_levels), settings=settings)
-            + code_rows(d.synthetic_code, d.seed, settings=settings))
+            + code_rows(d.synthetic_code, d.seed, settings=settings)
+            + tool_math_rows(d.synthetic_tool_math, d.seed, ("on", "off"), tuple(d.math_levels), settings=settings))
 
 
 def heldout_rows(cfg: SFTConfig, train: list[dict]) -> list[dict]:
@@ -126,7 +129,8 @@ def run_sft(cfg: SFTConfig) -> dict[str, Any]:
 
     rows = train_rows(cfg, chat_settings(tok))
     mixed, counts = mix(rows, cfg.data.mix)
-    packed = pack_documents(encode_rows(tok, mixed), cfg.packing.pack_len, tok.pad_token_id)
+    packed = pack_documents(encode_rows(tok, mixed), cfg.packing.pack_len, tok.pad_token_id,
+                            one_per_row=one_document_per_row(model.config))
     world = dist.world_size()
     plan = BatchPlan(len(packed), cfg.packing.rows_per_micro, cfg.train.grad_accum, world, cfg.data.mix.seed)
     if cfg.epochs > 0:

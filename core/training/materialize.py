@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -93,20 +94,43 @@ def _local_box(tensor: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
     return tensor, tuple(slice(0, s) for s in tensor.shape)
 
 
+def _checkpoint_names(model: nn.Module, names) -> dict[str, str]:
+    """Model parameter name -> the name in the checkpoint, through transformers' plain
+    renamings for the architecture (NemotronH stores `model.*` as `backbone.*`)."""
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightRenaming
+
+        renames = [(src, dst) for w in get_model_conversion_mapping(model) if type(w) is WeightRenaming
+                   for src, dst in zip(w.source_patterns, w.target_patterns)]
+    except (ImportError, AttributeError):
+        renames = []
+    out = {}
+    for name in names:
+        new = name
+        for src, dst in renames:
+            new = re.sub(src, dst, new)
+        out.setdefault(new, name)
+        out.setdefault(name, name)
+    return out
+
+
 @torch.no_grad()
 def load_weights(model: nn.Module, model_dir: str | Path) -> None:
     """Fill `model`'s (possibly sharded) parameters and persistent buffers from `model_dir`'s
     safetensors, one tensor at a time, reading only the local shard of each."""
     model_dir = Path(model_dir)
     files = _weight_files(model_dir)
+    stored = _checkpoint_names(model, files)
     handles: dict[Path, object] = {}
     loaded: set[int] = set()
     try:
         for name, tensor in model.state_dict(keep_vars=True).items():
             if id(tensor) in loaded:  # tied weights (e.g. lm_head = embed_tokens) appear twice
                 continue
-            if name not in files:
+            if name not in stored:
                 raise KeyError(f"{model_dir}: no tensor {name!r} in the checkpoint")
+            name = stored[name]
             path = files[name]
             if path not in handles:
                 handles[path] = safe_open(str(path), framework="pt").__enter__()
