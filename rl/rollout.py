@@ -8,15 +8,15 @@ are drawn until the step has enough informative groups or the refill budget is s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-import ray
 import torch
 
 from core.chat import with_system_prompt
 from core.data.schema import Row
 from core.engines.base import Completion, SamplingSettings
+from core.engines.group import Chunk
 from core.tokenization import encode_prompt
 from rl.advantages import group_advantages, zero_variance_groups
 from rl.batch import RolloutBatch
@@ -59,28 +59,31 @@ def prompt_ids(tokenizer, row: Row) -> list[int]:
 
 def generate_and_score(generators, scorer: Scorer, tokenizer, rows: list[Row], sampling: SamplingSettings,
                        accuracy_reward: str, chunks_per_engine: int = 2) -> tuple[list[Group], dict[str, float]]:
-    """Generate `sampling.n` completions per row and score them, overlapping the two."""
+    """Generate `sampling.n` completions per row and score them, overlapping the two. Chunks
+    whose engine died are generated again; `generator_faults/*` counts the restarts and
+    prompts regenerated since the previous call (an engine that died during a sync included)."""
     timings = {"generate": 0.0, "reward": 0.0}
     prompts = [prompt_ids(tokenizer, r) for r in rows]
     n_chunks = max(1, min(len(rows), len(generators.workers) * chunks_per_engine))
     bounds = [round(i * len(rows) / n_chunks) for i in range(n_chunks + 1)]
-    pending = {}
-    start = time.perf_counter()
+    chunks = []
     for c in range(n_chunks):
         lo, hi = bounds[c], bounds[c + 1]
         if lo == hi:
             continue
-        worker = generators.workers[c % len(generators.workers)]
         chunk_sampling = SamplingSettings(**{**sampling.__dict__, "seed": None if sampling.seed is None else sampling.seed + c})
-        pending[worker.generate.remote(prompts[lo:hi], chunk_sampling)] = lo
+        chunks.append(Chunk(prompts[lo:hi], chunk_sampling, engine=c % len(generators.workers), tag=lo))
     groups: dict[int, Group] = {}
     waiting_for_generation = 0.0
-    while pending:
+    start = time.perf_counter()
+    finished = generators.as_completed(chunks)
+    while True:
         t0 = time.perf_counter()
-        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        done = next(finished, None)
         waiting_for_generation += time.perf_counter() - t0
-        lo = pending.pop(ref)
-        completions = ray.get(ref)
+        if done is None:
+            break
+        lo, completions = done[0].tag, done[1]
         t1 = time.perf_counter()
         chunk_rows = [rows[lo + c.prompt_index] for c in completions]
         ids = [f"{r.id}#{i % sampling.n}" for i, r in enumerate(chunk_rows)]
@@ -98,6 +101,8 @@ def generate_and_score(generators, scorer: Scorer, tokenizer, rows: list[Row], s
             timings[f"reward_failures/{k}"] = timings.get(f"reward_failures/{k}", 0.0) + v
         for k, v in scores.faults.items():
             timings[f"reward_faults/{k}"] = timings.get(f"reward_faults/{k}", 0.0) + v
+    for k, v in asdict(generators.take_faults()).items():
+        timings[f"generator_faults/{k}"] = float(v)
     # Generation wall time: everything not spent scoring in the driver.
     timings["generate"] = time.perf_counter() - start - timings["reward"]
     timings["generate_wait"] = waiting_for_generation

@@ -24,7 +24,7 @@ from core.engines.base import SamplingSettings
 from core.metrics import MetricsWriter, Progress, read_metrics
 from core.run_dir import RunDir
 from core.seed import seed_everything
-from rl.actors import GeneratorGroup, PolicyGroup
+from rl.actors import GeneratorGroup, PolicyGroup, PolicyWorkerDied
 from rl.async_rollout import Produced, RolloutProducer
 from rl.config import GRPOConfig
 from rl.curriculum import PromptSampler
@@ -70,7 +70,7 @@ class GRPOTrainer:
                                   micro_batch_size=cfg.algorithm.micro_batch_size,
                                   micro_batch_tokens=cfg.algorithm.micro_batch_tokens, adapter=cfg.adapter)
         self.generators = GeneratorGroup(weights_dir, cfg.generator, cfg.placement, seed=cfg.seed)
-        self.generators.connect(self.policy, cfg.sync.transport)
+        self.generators.connect(self.policy, cfg.sync.transport, cfg.sync)
 
     def _pass_rates(self) -> tuple[list[Row], list[float], int]:
         cache = self.run.path / "pass_rates.json"
@@ -132,6 +132,14 @@ class GRPOTrainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def train(self) -> RunResult:
+        """The run; a policy worker that dies stops it with the checkpoint to resume from."""
+        try:
+            return self._train()
+        except PolicyWorkerDied as e:
+            latest = self.checkpointer.latest()
+            raise e.with_checkpoint(str(latest) if latest else None) from e
+
+    def _train(self) -> RunResult:
         cfg = self.cfg
         seed_everything(cfg.seed)
         if cfg.environment.name:

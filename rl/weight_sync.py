@@ -5,12 +5,16 @@ the Ray object store, or a torch.distributed collective). After every sync a fix
 probe's per-token logprobs from each generator must match the trainer's within a
 tolerance; a mismatch means the generators sample from a different policy than the one
 being trained (stale prefix cache, a weight that failed to load, a dtype mix-up), so the
-run stops with a diagnostic instead of learning from wrong data.
+run stops with a diagnostic instead of learning from wrong data. A generator engine that
+was restarted mid-run loads the policy's current weights on its own (`load_engine`) and
+passes the same check before it serves.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+import ray
 
 from rl.batch import RolloutBatch
 
@@ -32,10 +36,12 @@ def probe_from(batch: RolloutBatch, n: int) -> RolloutBatch:
     return batch.select(list(range(min(n, len(batch)))))
 
 
-def parity_diff(policy, generators, probe: RolloutBatch) -> tuple[float, str]:
+def parity_diff(policy, generators, probe: RolloutBatch, engines: list[int] | None = None) -> tuple[float, str]:
+    """The largest |trainer - generator| logprob on the probe over `engines` (all by default)."""
     trainer = policy.logprobs(probe)
+    engines = list(range(len(generators.workers))) if engines is None else engines
     worst, where = 0.0, ""
-    for engine, answers in enumerate(generators.prompt_logprobs_each(probe.sequences, probe.prompt_lens)):
+    for engine, answers in zip(engines, generators.prompt_logprobs_each(probe.sequences, probe.prompt_lens, engines)):
         for s, (a, b) in enumerate(zip(trainer, answers)):
             for t, (x, y) in enumerate(zip(a, b)):
                 if abs(x - y) > worst:
@@ -43,17 +49,37 @@ def parity_diff(policy, generators, probe: RolloutBatch) -> tuple[float, str]:
     return worst, where
 
 
+def check_parity(policy, generators, probe: RolloutBatch, tolerance: float, engines: list[int] | None = None) -> float:
+    """parity_diff, raising SyncParityError above `tolerance`."""
+    diff, where = parity_diff(policy, generators, probe, engines)
+    if diff > tolerance:
+        raise SyncParityError(
+            f"after weight sync the generator's logprobs differ from the trainer's by {diff:.3g} "
+            f"(tolerance {tolerance:g}) at {where}. The generators would sample from another policy; "
+            "check that every weight loaded (names, dtype) and that the prefix cache was reset.")
+    return diff
+
+
 def sync_weights(policy, generators, bucket_mb: float, probe: RolloutBatch | None, tolerance: float) -> SyncReport:
-    """Send the policy's weights through `generators.transport`, then check parity on `probe`."""
+    """Send the policy's weights through the generators' transport, then check parity on `probe`
+    (which a restarted engine is checked on too, from now on)."""
     start = time.perf_counter()
-    sent = generators.transport.send(policy, generators, int(bucket_mb * 2**20))
+    sent = generators.send_weights(policy, int(bucket_mb * 2**20))
     seconds = time.perf_counter() - start
     diff = None
     if probe is not None:
-        diff, where = parity_diff(policy, generators, probe)
-        if diff > tolerance:
-            raise SyncParityError(
-                f"after weight sync the generator's logprobs differ from the trainer's by {diff:.3g} "
-                f"(tolerance {tolerance:g}) at {where}. The generators would sample from another policy; "
-                "check that every weight loaded (names, dtype) and that the prefix cache was reset.")
+        generators.probe = probe
+        diff = check_parity(policy, generators, probe, tolerance)
     return SyncReport(seconds, float(sent.bytes), sent.buckets, diff)
+
+
+def load_engine(policy, generators, engine: int, bucket_bytes: int) -> int:
+    """The policy's current weights into one engine only (a restarted one) through the object
+    store, bucket by bucket; returns the bytes it received."""
+    worker = generators.workers[engine]
+    received = 0
+    for bucket in policy.weight_plan(bucket_bytes):
+        refs = policy.put_weight_bucket(bucket)
+        received += ray.get(worker.update_weights.remote(refs))
+        del refs
+    return received

@@ -43,18 +43,14 @@ class WeightTransport(Protocol):
         ...
 
 
-def _plan(policy, bucket_bytes: int) -> list:
-    return ray.get(policy.workers[0].weight_plan.remote(bucket_bytes))
-
-
 class ObjectStoreTransport:
     name = "object_store"
 
     def send(self, policy, generators, bucket_bytes: int) -> Sent:
-        plan = _plan(policy, bucket_bytes)
+        plan = policy.weight_plan(bucket_bytes)
         received = 0
         for bucket in plan:
-            refs = ray.get([w.put_weight_bucket.remote(bucket) for w in policy.workers])[0]  # rank 0's [ref]
+            refs = policy.put_weight_bucket(bucket)  # every rank gathers; rank 0's [ref]
             received += generators.update_weights(refs)[0]
             del refs  # the last reference: the object store frees the bucket
         return Sent(received, len(plan))
@@ -80,7 +76,7 @@ class CollectiveTransport:
     def send(self, policy, generators, bucket_bytes: int) -> Sent:
         if policy is not self.policy or generators is not self.generators:
             raise ValueError("this collective transport was opened for another policy / generator pair")
-        plan = _plan(policy, bucket_bytes)
+        plan = policy.weight_plan(bucket_bytes)
         specs = [list(b.specs) for b in plan]
         engines = [w.receive_weight_buckets.remote(specs) for w in generators.workers]
         ray.get([w.send_weight_buckets.remote(plan) for w in policy.workers])
