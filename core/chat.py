@@ -28,12 +28,14 @@ class ChatSettings:
     """How the reasoning toggle and the think block are written for one checkpoint (also a
     config section: `model.chat` in the SFT recipe writes it into the trained checkpoint)."""
 
-    # system | user (prepended to the first user turn) | auto (system if the template renders one)
-    toggle_placement: str = "auto"
-    toggle_separator: str = "\n\n"  # between the toggle and the user text when placed in the user turn
-    system_prompts: dict[str, str] = field(default_factory=lambda: dict(SYSTEM_PROMPTS))  # mode -> toggle text
-    think_open: str = THINK_OPEN
-    think_close: str = THINK_CLOSE  # the answer region is everything after it
+    toggle_placement: str = field(default="auto", metadata={"help": (
+        "system | user (prepended to the first user turn) | auto (system if the template renders one)")})
+    toggle_separator: str = field(default="\n\n", metadata={"help": (
+        "between the toggle and the user text when placed in the user turn")})
+    system_prompts: dict[str, str] = field(default_factory=lambda: dict(SYSTEM_PROMPTS), metadata={"help": (
+        "mode -> toggle text")})
+    think_open: str = field(default=THINK_OPEN, metadata={"help": "the tag that opens the reasoning block"})
+    think_close: str = field(default=THINK_CLOSE, metadata={"help": "the answer region is everything after it"})
 
     def __post_init__(self) -> None:
         if self.toggle_placement not in TOGGLE_PLACEMENTS:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,11 @@ from typing import Any
 class LoggingConfig:
     """Where metrics go besides metrics.jsonl and TensorBoard."""
 
-    tensorboard: bool = True
-    wandb_project: str | None = None
-    mlflow_experiment: str | None = None
+    tensorboard: bool = field(default=True, metadata={"help": (
+        "also write TensorBoard event files in the run directory")})
+    wandb_project: str | None = field(default=None, metadata={"help": (
+        "log to this Weights & Biases project (null = off)")})
+    mlflow_experiment: str | None = field(default=None, metadata={"help": "log to this MLflow experiment (null = off)"})
 
 
 class MetricsWriter:

@@ -11,8 +11,8 @@ class ModeSampling:
     """Sampling for one reasoning mode. temperature 0 is greedy (then one sample is drawn:
     more would be copies, and pass@k of a deterministic policy is its pass@1)."""
 
-    temperature: float
-    top_p: float
+    temperature: float = field(metadata={"help": "sampling temperature; 0 = greedy (one sample)"})
+    top_p: float = field(metadata={"help": "nucleus sampling; 1 = off"})
 
 
 @dataclass
@@ -20,30 +20,42 @@ class EvalConfig:
     """Offline evaluation of a model directory: generate, score with the training rewards,
     report pass@k / mean@n / cons@k per suite and mode (see evaluation/README.md)."""
 
-    model: str = ""  # HF model directory (required unless `compare` is given)
-    tasks: list[str] = field(default_factory=lambda: ["math", "code"])  # see evaluation/suites.py
-    modes: list[str] = field(default_factory=lambda: ["on", "off"])
-    n: int = 8  # samples per prompt in sampled modes
-    ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # k for pass@k and cons@k (k <= n)
-    # The Llama-Nemotron protocol: `on` T=0.6 top-p 0.95, `off` greedy.
-    sampling_on: ModeSampling = field(default_factory=lambda: ModeSampling(0.6, 0.95))
-    sampling_off: ModeSampling = field(default_factory=lambda: ModeSampling(0.0, 1.0))
-    max_tokens: int = 256  # generation budget per sample
-    seed: int = 0  # sampling seed (per request, so results do not depend on batching)
-    num_math: int = 64  # synthetic math test problems
-    num_code: int = 32  # synthetic code test problems
-    synth_seed: int = 1  # seed of the synthetic test split (`reforge data synth` uses train seed + 1)
-    respect_row_reasoning: bool = False  # user JSONL: evaluate a row only in its own `reasoning` mode
-    on_error: str = "skip"  # malformed user rows: skip (and count) or raise before generating
-    engine: str = "vllm"  # auto | vllm | hf (core.engines.factory: vllm where it does not import is an error)
-    num_engines: int = 1  # > 1: that many vLLM engines in Ray actors share the prompts
-    max_model_len: int = 1024
-    kv_cache_gib: float = 1.0
-    chunk_size: int = 32  # prompts generated, scored and stored together; the unit of resumption
-    reward_timeout_s: float = 10.0  # per sample; a timeout or an exception scores 0 and is counted
-    run_dir: str = ""  # an existing run directory resumes it; empty: a new one under runs_root()
-    name: str = "eval"
-    compare: list[str] = field(default_factory=list)  # two run dirs: write a side-by-side report instead
+    model: str = field(default="", metadata={"help": "HF model directory (required unless `compare` is given)"})
+    tasks: list[str] = field(default_factory=lambda: ["math", "code"], metadata={"help": "see evaluation/suites.py"})
+    modes: list[str] = field(default_factory=lambda: ["on", "off"], metadata={"help": (
+        "reasoning modes to evaluate (on | off)")})
+    n: int = field(default=8, metadata={"help": "samples per prompt in sampled modes"})
+    ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8], metadata={"help": "k for pass@k and cons@k (k <= n)"})
+    sampling_on: ModeSampling = field(default_factory=lambda: ModeSampling(0.6, 0.95), metadata={"help": (
+        "The Llama-Nemotron protocol: `on` T=0.6 top-p 0.95, `off` greedy.")})
+    sampling_off: ModeSampling = field(default_factory=lambda: ModeSampling(0.0, 1.0), metadata={"help": (
+        "the `off` mode's sampling (greedy by default)")})
+    max_tokens: int = field(default=256, metadata={"help": "generation budget per sample"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (per request, so results do not depend on batching)"})
+    num_math: int = field(default=64, metadata={"help": "synthetic math test problems"})
+    num_code: int = field(default=32, metadata={"help": "synthetic code test problems"})
+    synth_seed: int = field(default=1, metadata={"help": (
+        "seed of the synthetic test split (`reforge data synth` uses train seed + 1)")})
+    respect_row_reasoning: bool = field(default=False, metadata={"help": (
+        "user JSONL: evaluate a row only in its own `reasoning` mode")})
+    on_error: str = field(default="skip", metadata={"help": (
+        "malformed user rows: skip (and count) or raise before generating")})
+    engine: str = field(default="vllm", metadata={"help": (
+        "auto | vllm | hf (core.engines.factory: vllm where it does not import is an error)")})
+    num_engines: int = field(default=1, metadata={"help": (
+        "> 1: that many vLLM engines in Ray actors share the prompts")})
+    max_model_len: int = field(default=1024, metadata={"help": (
+        "prompt + completion tokens per sequence (the engines' context)")})
+    kv_cache_gib: float = field(default=1.0, metadata={"help": "vLLM-CPU KV-cache budget in GiB"})
+    chunk_size: int = field(default=32, metadata={"help": (
+        "prompts generated, scored and stored together; the unit of resumption")})
+    reward_timeout_s: float = field(default=10.0, metadata={"help": (
+        "per sample; a timeout or an exception scores 0 and is counted")})
+    run_dir: str = field(default="", metadata={"help": (
+        "an existing run directory resumes it; empty: a new one under runs_root()")})
+    name: str = field(default="eval", metadata={"help": "run name: the run directory is runs/<name>-<time>"})
+    compare: list[str] = field(default_factory=list, metadata={"help": (
+        "two run dirs: write a side-by-side report instead")})
 
     def sampling(self, mode: str) -> ModeSampling:
         return self.sampling_on if mode == "on" else self.sampling_off

@@ -42,12 +42,16 @@ if TYPE_CHECKING:
 class PlacementConfig:
     """Where actors go. Custom resources (e.g. {"rollout": 1}) pin roles to nodes."""
 
-    policy_world_size: int = 1
-    policy_num_cpus: float = 1.0
-    policy_num_gpus: float = 0.0  # 1 per rank on GPU clusters
-    policy_threads: int = 2  # torch threads inside each policy rank (Ray sets 1 per CPU otherwise)
-    policy_resources: dict[str, float] = field(default_factory=dict)
-    generator_resources: dict[str, float] = field(default_factory=dict)
+    policy_world_size: int = field(default=1, metadata={"help": (
+        "policy ranks (one Ray actor each; FSDP2 / DeepSpeed shard over them)")})
+    policy_num_cpus: float = field(default=1.0, metadata={"help": "Ray CPU request per policy rank"})
+    policy_num_gpus: float = field(default=0.0, metadata={"help": "1 per rank on GPU clusters"})
+    policy_threads: int = field(default=2, metadata={"help": (
+        "torch threads inside each policy rank (Ray sets 1 per CPU otherwise)")})
+    policy_resources: dict[str, float] = field(default_factory=dict, metadata={"help": (
+        "custom Ray resources per policy rank, e.g. {trainer: 1} pins ranks to nodes")})
+    generator_resources: dict[str, float] = field(default_factory=dict, metadata={"help": (
+        "custom Ray resources per generator engine, e.g. {rollout: 1}")})
 
 
 class PolicyWorkerDied(RuntimeError):

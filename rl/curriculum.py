@@ -16,9 +16,12 @@ from typing import Any
 
 @dataclass
 class CurriculumConfig:
-    kind: str = "gaussian"  # "gaussian" | "uniform"
-    sigma: float = 0.15
-    bins: int = 8  # pass rates are quantised to k/bins (the paper estimated with 8 samples)
+    kind: str = field(default="gaussian", metadata={"help": (
+        "gaussian: batches follow a Gaussian over pass rates moving from easy to hard | uniform: shuffled")})
+    sigma: float = field(default=0.15, metadata={"help": (
+        "gaussian: width of the pass-rate window around the target difficulty (smaller = stricter)")})
+    bins: int = field(default=8, metadata={"help": (
+        "pass rates are quantised to k/bins (the paper estimated with 8 samples)")})
 
 
 @dataclass

@@ -12,9 +12,11 @@ from core.engines.factory import EngineSettings
 class GeneratorConfig(EngineSettings):
     """Which engine generates rollouts and how it is sized."""
 
-    max_model_len: int = 512
+    max_model_len: int = field(default=512, metadata={"help": (
+        "prompt + completion tokens per sequence (the rollout engines' context)")})
     num_engines: int = field(default=1, metadata={"help": "engine actors; prompts are split between them"})
     num_cpus_per_engine: float = field(default=1.0, metadata={"help": "Ray CPU request per engine actor"})
-    num_gpus_per_engine: float = field(default=0.0, metadata={"help": "Ray GPU request (= tensor_parallel_size on GPU)"})
+    num_gpus_per_engine: float = field(default=0.0, metadata={"help": (
+        "Ray GPU request (= tensor_parallel_size on GPU)")})
 
     KEY_PREFIX: ClassVar[str] = "generator."

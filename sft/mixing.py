@@ -11,19 +11,22 @@ from dataclasses import dataclass, field
 
 @dataclass
 class DomainMix:
-    weight: float = 1.0  # relative share of the mixed samples
-    on_fraction: float = 0.5  # share of "detailed thinking on" samples in this domain
+    weight: float = field(default=1.0, metadata={"help": "relative share of the mixed samples"})
+    on_fraction: float = field(default=0.5, metadata={"help": (
+        "share of \"detailed thinking on\" samples in this domain")})
 
 
 @dataclass
 class MixConfig:
     """How many samples to draw and from where. `num_samples` 0 = as many as the data has."""
 
-    num_samples: int = 0
-    paired: bool = True  # off samples reuse the prompts of the chosen on samples first
+    num_samples: int = field(default=0, metadata={"help": "samples drawn in all; 0 = as many as the data has"})
+    paired: bool = field(default=True, metadata={"help": (
+        "off samples reuse the prompts of the chosen on samples first")})
     domains: dict[str, DomainMix] = field(
-        default_factory=lambda: {"math": DomainMix(weight=0.8), "code": DomainMix(weight=0.2)})
-    seed: int = 0
+        default_factory=lambda: {"math": DomainMix(weight=0.8), "code": DomainMix(weight=0.2)},
+        metadata={"help": "domain -> its weight in the mix and its share of reasoning-on samples"})
+    seed: int = field(default=0, metadata={"help": "seed of the draw"})
 
 
 def domain_of(row: dict) -> str:

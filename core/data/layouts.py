@@ -12,7 +12,7 @@ conversion error is a RowError naming the key, which the loader prefixes with fi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.chat import SYSTEM_PROMPTS, format_response
@@ -28,18 +28,25 @@ _NEMOTRON_META = ("category", "license", "generator", "used_in_training", "versi
 class Layout:
     """How one data file's rows become task rows (a config section: `data.layout`)."""
 
-    kind: str = "auto"  # auto (messages or nemotron, per row) | messages | nemotron | columns
-    prompt: str = "question"  # columns: the user turn
-    response: str = ""  # columns: the assistant turn ('' = prompt-only rows, for RL / evaluation)
-    answer: str = ""  # columns: the gold answer (a math reward); may be the response column
-    answer_after: str = ""  # columns: the gold answer is the text after this marker's last occurrence, e.g. "#### "
-    # columns: as_is | think_answer (<think>text before the marker</think>The answer is \boxed{gold}.)
-    response_format: str = "as_is"
-    system: str = ""  # columns: a system-prompt column (kept only if it is a reasoning toggle)
-    reasoning: str = "on"  # columns: the mode of every row, unless reasoning_column is set
-    reasoning_column: str = ""
-    reward_type: str = "math"  # columns: the reward spec's type; "math" takes `answer` as the gold answer
-    id_column: str = ""  # columns: a row id ('' = file:line)
+    kind: str = field(default="auto", metadata={"help": (
+        "auto (messages or nemotron, per row) | messages | nemotron | columns")})
+    prompt: str = field(default="question", metadata={"help": "columns: the user turn"})
+    response: str = field(default="", metadata={"help": (
+        "columns: the assistant turn ('' = prompt-only rows, for RL / evaluation)")})
+    answer: str = field(default="", metadata={"help": (
+        "columns: the gold answer (a math reward); may be the response column")})
+    answer_after: str = field(default="", metadata={"help": (
+        "columns: the gold answer is the text after this marker's last occurrence, e.g. \"#### \"")})
+    response_format: str = field(default="as_is", metadata={"help": (
+        "columns: as_is | think_answer (<think>text before the marker</think>The answer is \\boxed{gold}.)")})
+    system: str = field(default="", metadata={"help": (
+        "columns: a system-prompt column (kept only if it is a reasoning toggle)")})
+    reasoning: str = field(default="on", metadata={"help": (
+        "columns: the mode of every row, unless reasoning_column is set")})
+    reasoning_column: str = field(default="", metadata={"help": "columns: a column holding each row's mode (on | off)"})
+    reward_type: str = field(default="math", metadata={"help": (
+        "columns: the reward spec's type; \"math\" takes `answer` as the gold answer")})
+    id_column: str = field(default="", metadata={"help": "columns: a row id ('' = file:line)"})
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -16,7 +16,7 @@ The config keys follow NeMo-Aligner's `model.dpo.*` so its configs carry over.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,14 +29,19 @@ REFERENCE_FREE = ("simpo",)
 class PreferenceLossConfig:
     """One preference objective. NeMo-Aligner names in brackets."""
 
-    preference_loss: str = "dpo"  # one of LOSSES [preference_loss]
-    beta: float = 0.1  # KL penalty β: scale of the implicit reward [ref_policy_kl_penalty]
-    eta: float = 1.0  # reward scale η on the target gap, rpo_* only [gt_reward_scale]
-    average_log_probs: bool = False  # mean instead of sum over response tokens [preference_average_log_probs]
-    simpo_margin: float = 0.0  # SimPO's target margin γ
-    preference_weight: float = 1.0  # [preference_loss_weight]
-    sft_weight: float = 0.0  # weight of −log π(chosen) [sft_loss_weight]
-    sft_average_log_probs: bool | None = None  # None = same as average_log_probs [sft_average_log_probs]
+    preference_loss: str = field(default="dpo", metadata={"help": (
+        "dpo | ipo | simpo | rpo_sq | rpo_fwd_kl | rpo_bwd_kl [preference_loss]")})
+    beta: float = field(default=0.1, metadata={"help": (
+        "KL penalty β: scale of the implicit reward [ref_policy_kl_penalty]")})
+    eta: float = field(default=1.0, metadata={"help": "reward scale η on the target gap, rpo_* only [gt_reward_scale]"})
+    average_log_probs: bool = field(default=False, metadata={"help": (
+        "mean instead of sum over response tokens [preference_average_log_probs]")})
+    simpo_margin: float = field(default=0.0, metadata={"help": "SimPO's target margin γ"})
+    preference_weight: float = field(default=1.0, metadata={"help": (
+        "weight of the preference term [preference_loss_weight]")})
+    sft_weight: float = field(default=0.0, metadata={"help": "weight of −log π(chosen) [sft_loss_weight]"})
+    sft_average_log_probs: bool | None = field(default=None, metadata={"help": (
+        "None = same as average_log_probs [sft_average_log_probs]")})
 
     def __post_init__(self):
         from core.config import check_choice  # here: the policy worker imports this module without OmegaConf
