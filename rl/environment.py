@@ -106,14 +106,20 @@ class Environment(Protocol):
 class EnvironmentConfig:
     """Which environment GRPO rolls out in, and its limits. `name` empty = single-turn rollouts."""
 
-    name: str = ""  # "" | "tools" (rl.tool_environment) | "package.module:Class" (built as Class(tokenizer, cfg, scorer))
-    tools: list[str] = field(default_factory=lambda: ["calculator"])  # registered names, module:function or entry points
-    max_turns: int = 4  # policy turns per episode
-    max_tokens_per_turn: int = 96  # one policy turn (generation max_tokens)
-    max_episode_tokens: int = 384  # all ids after the prompt: policy turns and environment answers
-    tool_timeout_s: float = 5.0  # per call, unless the tool names its own
-    max_observation_chars: int = 1024  # a tool answer is cut after this many characters
-    tool_workers: int = 8  # concurrent tool calls (threads, and worker processes per process tool)
+    name: str = field(default="", metadata={"help": (
+        "empty = single-turn rollouts | tools (rl/tool_environment.py) | package.module:Class (built as "
+        "Class(tokenizer, cfg, scorer))")})
+    tools: list[str] = field(default_factory=lambda: ["calculator"], metadata={"help": (
+        "registered names, module:function or entry points")})
+    max_turns: int = field(default=4, metadata={"help": "policy turns per episode"})
+    max_tokens_per_turn: int = field(default=96, metadata={"help": "one policy turn (generation max_tokens)"})
+    max_episode_tokens: int = field(default=384, metadata={"help": (
+        "all ids after the prompt: policy turns and environment answers")})
+    tool_timeout_s: float = field(default=5.0, metadata={"help": "per call, unless the tool names its own"})
+    max_observation_chars: int = field(default=1024, metadata={"help": (
+        "a tool answer is cut after this many characters")})
+    tool_workers: int = field(default=8, metadata={"help": (
+        "concurrent tool calls (threads, and worker processes per process tool)")})
 
     def __post_init__(self) -> None:
         for key in ("max_turns", "max_tokens_per_turn", "max_episode_tokens", "tool_workers"):
