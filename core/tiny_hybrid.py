@@ -19,6 +19,14 @@ from core.seed import seed_everything
 from core.tokenizer import train_tokenizer
 
 
+# transformers' NemotronH clamps the step size dt from below at `time_step_min` (0.001 by
+# default); vLLM, like the Mamba-2 reference, clamps at 0. A random model's dt starts inside
+# [0.001, 0.1], so the two agree; once training pushes some dt under 0.001 the trainer and the
+# generator compute different models (0.06 nats on a token of the tiny parent). A floor this
+# small never binds (softplus(x) < 1e-9 needs x < -20.7), so both compute vLLM's model.
+DT_FLOOR = 1e-9
+
+
 @dataclass(frozen=True)
 class HybridPreset:
     hidden_size: int
@@ -64,6 +72,7 @@ def build_tiny_hybrid(out_dir: str | Path, preset: str = "tiny-hybrid", vocab_si
     tok = train_tokenizer(corpus(), vocab_size=vocab_size)
     cfg = nemotron_h_config(preset, len(tok), tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
     model = NemotronHForCausalLM(cfg).to(torch.float32)
+    model.config.time_step_min = DT_FLOOR  # after init, which draws dt from [time_step_min, time_step_max]
     model.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         do_sample=True, temperature=0.6, top_p=0.95, max_new_tokens=256)

@@ -10,10 +10,12 @@ class CostConfig:
         "the decode scenario: throughput at this batch (Puzzle measured at 256)")})
     prompt_len: int = field(default=64, metadata={"help": "prompt tokens of the measured requests"})
     decode_tokens: int = field(default=32, metadata={"help": "generated tokens per measured request"})
-    repeats: int = field(default=2, metadata={"help": "timed repeats per model and round (median kept)"})
+    repeats: int = field(default=2, metadata={"help": "timed repeats per model and round (fastest kept)"})
     rounds: int = field(default=1, metadata={"help": "round-robin passes over the measured models; best round kept"})
     dtype: str = field(default="float32", metadata={"help": (
         "serving dtype (bfloat16 on GPUs); also sets the analytic memory")})
+    cpu_threads: str = field(default="all", metadata={"help": (
+        "vLLM-CPU OpenMP cores: all, or one core such as 0 (its CPU-time figures are contention-free)")})
 
 
 @dataclass

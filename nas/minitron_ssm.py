@@ -89,6 +89,23 @@ def random_kept(cfg, spec: PruneSpec, seed: int):
     return spec, kept_indices(cfg, random_importance(cfg, seed), spec)
 
 
+def serving_speed(parent: dict, child: dict, s, clock: str) -> dict:
+    """Decode and prefill tokens/s of parent and child from the fastest prefill-only and full
+    calls (nas.costs), by the wall clock or by the serving process's CPU time ("cpu": what a
+    queue for the cores on a shared machine does not inflate)."""
+    sfx = "_cpu_ms" if clock == "cpu" else "_ms"
+
+    def rates(t: dict) -> tuple[float, float]:
+        pre, full = t["prefill" + sfx], t["full" + sfx]
+        step = (full - pre) / s.decode_tokens
+        return s.batch_size * s.prompt_len / (pre / 1e3), s.batch_size / (step / 1e3) if step > 0 else float("nan")
+
+    (pp, pd), (cp, cd) = rates(parent), rates(child)
+    return {"parent_tokens_per_s": round(pd, 1), "child_tokens_per_s": round(cd, 1), "speedup": round(cd / pd, 3),
+            "parent_prefill_tokens_per_s": round(pp, 1), "child_prefill_tokens_per_s": round(cp, 1),
+            "prefill_speedup": round(cp / pp, 3)}
+
+
 @dataclass
 class Ranked:
     spec: PruneSpec
@@ -183,7 +200,8 @@ def run(c: MinitronSSMConfig) -> dict:
             kl_to_parent(rchild, parent_logp, score), 4), random_drop_layers=list(rspec.drop_layers))
         stage("random_baseline")
 
-    settings = CostSettings(c.cost.batch_size, c.cost.prompt_len, c.cost.decode_tokens, c.cost.repeats, c.cost.dtype)
+    settings = CostSettings(c.cost.batch_size, c.cost.prompt_len, c.cost.decode_tokens, c.cost.repeats, c.cost.dtype,
+                            c.cost.cpu_threads)
     if c.minipuzzle:
         kl_drop = drop_one_kl(parent, score)
         runtimes = measure_block_runtimes(parent, tok, root / "minipuzzle_cost_models", settings, log=_log)
@@ -209,8 +227,9 @@ def run(c: MinitronSSMConfig) -> dict:
 
     n = c.eval_samples
     se = lambda p: round(math.sqrt(max(p * (1 - p), 0.0) / n), 4)  # noqa: E731
-    prefill_tps = lambda s: round(settings.batch_size * settings.prompt_len / (s["prefill_ms"] / 1e3), 1)  # noqa: E731
     p, ch = served["parent"], served["child"]
+    speed = {f"{k}_wall" if clock == "wall" else k: v for clock in ("cpu", "wall")
+             for k, v in serving_speed(p, ch, settings, clock).items()}
     summary = {
         "parent_dir": str(parent_dir), "child_dir": str(child_dir),
         "parent_params": parent_params, "child_params": best.params,
@@ -223,12 +242,7 @@ def run(c: MinitronSSMConfig) -> dict:
         "random_prune_accuracy": served["random"]["accuracy"] if "random" in served else None,
         "random_prune_accuracy_se": se(served["random"]["accuracy"]) if "random" in served else None,
         "eval_samples": n,
-        "parent_tokens_per_s": round(p["decode_tokens_per_s"], 1),
-        "child_tokens_per_s": round(ch["decode_tokens_per_s"], 1),
-        "speedup": round(ch["decode_tokens_per_s"] / p["decode_tokens_per_s"], 3),
-        "parent_prefill_tokens_per_s": prefill_tps(p), "child_prefill_tokens_per_s": prefill_tps(ch),
-        "prefill_speedup": round(p["prefill_ms"] / ch["prefill_ms"], 3),
-        "serving_batch_size": settings.batch_size,
+        **speed, "serving_batch_size": settings.batch_size, "serving_cpu_threads": settings.cpu_threads,
         "candidates": len(ranked), "child_kl_pruned": round(best.kl_pruned, 4),
         "child_kl_short_kd": round(best_kl, 4), "child_kl_after_kd": round(child_kl, 4),
         "kd_loss_first": history[0]["loss"] if history else None,
@@ -239,7 +253,7 @@ def run(c: MinitronSSMConfig) -> dict:
     _log(f"held-out accuracy ({n} problems, greedy): parent {p['accuracy']:.3f} +- {se(p['accuracy'])}, child "
          f"{ch['accuracy']:.3f} +- {se(ch['accuracy'])}, retention {summary['accuracy_retention']}; random-pruned "
          f"{summary['random_prune_accuracy']}")
-    _log(f"vLLM decode (batch {settings.batch_size}): parent {summary['parent_tokens_per_s']} tok/s, child "
+    _log(f"vLLM decode (batch {settings.batch_size}, CPU time): parent {summary['parent_tokens_per_s']} tok/s, child "
          f"{summary['child_tokens_per_s']} tok/s ({summary['speedup']}x); prefill {summary['prefill_speedup']}x")
     run_dir.write_summary(summary)
     run_dir.finish()
