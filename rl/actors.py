@@ -144,7 +144,8 @@ class _PolicyActor(PolicyWorker):
 
 class PolicyGroup:
     def __init__(self, model_dir: str, train: TrainConfig, placement: PlacementConfig, keep_reference: bool,
-                 micro_batch_size: int, micro_batch_tokens: int = 0, adapter: AdapterConfig | None = None):
+                 micro_batch_size: int, micro_batch_tokens: int = 0, adapter: AdapterConfig | None = None,
+                 packing: str = "off"):
         world = placement.policy_world_size
         # Sharded ranks must run the same number of forwards (FSDP gathers per layer), and a
         # token cap could split their shards differently: the cap is for one rank only.
@@ -156,7 +157,7 @@ class PolicyGroup:
         self._gather([w.setup.remote(model_dir, train, rank=rank, world_size=world, master_addr=master,
                                      master_port=port, keep_reference=keep_reference,
                                      micro_batch_size=micro_batch_size, micro_batch_tokens=micro_batch_tokens,
-                                     adapter=adapter)
+                                     adapter=adapter, packing=packing)
                       for rank, w in enumerate(self.workers)], "setup")
 
     @property

@@ -16,6 +16,7 @@ from rl.curriculum import CurriculumConfig
 from rl.environment import EnvironmentConfig
 from rl.generator import GeneratorConfig
 from rl.lora import check_adapter
+from rl.logprobs import PACKING
 from rl.losses import PolicyLossConfig
 from rl.weight_transport import TRANSPORTS
 from sft.config import AdapterConfig
@@ -67,7 +68,11 @@ class AlgorithmConfig(PolicyLossConfig):
     micro_batch_size: int = field(default=64, metadata={"help": (
         "sequences per forward/backward; micro-batches group similar lengths")})
     micro_batch_tokens: int = field(default=0, metadata={"help": (
-        "also cap a micro-batch's padded tokens (count x longest); 0 = no cap")})
+        "also cap a micro-batch's tokens (padded: count x longest; packed: real tokens); 0 = no cap")})
+    packing: str = field(default="auto", metadata={"help": (
+        "padding-free micro-batches: each micro-batch's sequences packed into rows with position ids restarting per "
+        "sequence and attention kept inside it (rl/batch.py), for log-probs and training | auto: where the model "
+        "can (not with Mamba layers) | on: an error where it cannot | off: right-padded to the longest")})
     old_logprobs: str = field(default="trainer", metadata={"help": (
         "where pi_old comes from: trainer (one extra forward over the rollout) | generator (the sampling "
         "log-probs: exact when the sync parity check holds them within tolerance, float32 on CPU; not with "
@@ -77,6 +82,7 @@ class AlgorithmConfig(PolicyLossConfig):
         super().__post_init__()
         check_choice("algorithm.advantage", self.advantage, ("std", "no_std", "loo"))
         check_choice("algorithm.old_logprobs", self.old_logprobs, ("trainer", "generator"))
+        check_choice("algorithm.packing", self.packing, PACKING)
 
 
 @dataclass

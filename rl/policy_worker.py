@@ -12,6 +12,8 @@ Memory: the model is built on the meta device, sharded, and each rank reads only
 of the weights (`core.training.materialize`); references are sharded on the same mesh.
 Device placement: inputs are built on the CPU and moved once, at this class's boundary, to
 the device the backend placed the model on; results come back as Python lists.
+Packing (`packing` auto/on): each micro-batch's sequences are packed into padding-free rows
+(`rl.batch.model_inputs`), for log-probs and training, GRPO and preference alike.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from core.seed import seed_everything
 from core.training import TrainConfig, build_backend, dist
 from core.training.materialize import INDEX, WEIGHTS, meta_model
 from rl.batch import RolloutBatch, micro_batches, model_inputs, pad_right
-from rl.logprobs import DEFAULT_CHUNK_TOKENS, response_logprobs
+from rl.logprobs import DEFAULT_CHUNK_TOKENS, packing_layout, response_logprobs
 from rl.lora import NO_ADAPTER, adapters_disabled, base_model, check_adapter, merged_state_dict
 from rl.losses import ClippedPolicyLoss, policy_loss
 from rl.preference import worker as preference
@@ -50,10 +52,11 @@ class PolicyWorker:
                  master_addr: str = "127.0.0.1", master_port: int = 29500, keep_reference: bool = True,
                  micro_batch_size: int = 64, micro_batch_tokens: int = 0, adapter: AdapterConfig | None = None,
                  reference_dir: str | None = None, logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-                 local_rank: int = 0):
+                 local_rank: int = 0, packing: str = "off"):
         """`reference_dir` (default `model_dir`): the KL anchor's weights. `local_rank`: the CUDA
         device index of this rank (0 under Ray, which shows each policy actor one GPU; the
-        rank's index on its node when ranks share a node's GPUs)."""
+        rank's index on its node when ranks share a node's GPUs). `packing`: padding-free
+        micro-batches, auto | on | off (see `rl.logprobs.packing_layout`)."""
         os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(local_rank),
                            "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port)})
         seed_everything(train.seed)
@@ -82,6 +85,7 @@ class PolicyWorker:
             self.references[REFERENCE] = self.backend.frozen(meta_model(reference_dir or model_dir),
                                                              weights=reference_dir or model_dir)
         self.device = dist.device()
+        self.packing = packing_layout(self.backend.model, packing)  # rl.batch.model_inputs's layout; "" = padded
 
     # ---- the interface ----------------------------------------------------------------
     @torch.no_grad()
@@ -92,7 +96,7 @@ class PolicyWorker:
         module, context = self._model(model)
         with context:
             if isinstance(batch, PairBatch):
-                return preference.pair_logprobs(module, batch, self.pad_id, self.micro_batch_size)
+                return preference.pair_logprobs(module, batch, self.pad_id, self.micro_batch_size, self.packing)
             out: list[list[float]] = [[] for _ in range(len(batch))]
             for idx in self._chunks(batch):
                 sub = batch.select(idx)
@@ -108,7 +112,7 @@ class PolicyWorker:
             return self._train_policy(batch, loss)
         if isinstance(loss, PairLoss) and isinstance(batch, PairBatch):
             return preference.preference_train_step(self.backend, batch, loss.cfg, self.pad_id,
-                                                    self.micro_batch_size, loss.pair_normalizer)
+                                                    self.micro_batch_size, loss.pair_normalizer, packing=self.packing)
         raise TypeError(f"no training step for a {type(batch).__name__} with a {type(loss).__name__}")
 
     def snapshot_reference(self, name: str = PREFERENCE) -> None:
@@ -130,11 +134,12 @@ class PolicyWorker:
         return self.references[name], contextlib.nullcontext()
 
     def _chunks(self, batch: RolloutBatch) -> list[list[int]]:
-        return micro_batches([len(s) for s in batch.sequences], self.micro_batch_size, self.micro_batch_tokens)
+        return micro_batches([len(s) for s in batch.sequences], self.micro_batch_size, self.micro_batch_tokens,
+                             packed=bool(self.packing))
 
     def _forward(self, module: nn.Module, sub: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(log-prob, entropy, response mask), [B, R] on the device; inputs moved here, once."""
-        x = model_inputs(sub.sequences, sub.prompt_lens, self.pad_id).to(self.device)
+        x = model_inputs(sub.sequences, sub.prompt_lens, self.pad_id, self.packing).to(self.device)
         logp, entropy = response_logprobs(module, x, self.chunk_tokens)
         return logp, entropy, x.response_mask
 

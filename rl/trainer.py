@@ -68,7 +68,8 @@ class GRPOTrainer:
         cfg = self.cfg
         self.policy = PolicyGroup(cfg.model, cfg.train, cfg.placement, keep_reference=cfg.algorithm.kl_coef > 0,
                                   micro_batch_size=cfg.algorithm.micro_batch_size,
-                                  micro_batch_tokens=cfg.algorithm.micro_batch_tokens, adapter=cfg.adapter)
+                                  micro_batch_tokens=cfg.algorithm.micro_batch_tokens, adapter=cfg.adapter,
+                                  packing=cfg.algorithm.packing)
         self.generators = GeneratorGroup(weights_dir, cfg.generator, cfg.placement, seed=cfg.seed)
         self.generators.connect(self.policy, cfg.sync.transport, cfg.sync)
 

@@ -92,16 +92,17 @@ def unique_sequences(batch: PairBatch) -> tuple[list[list[int]], list[int], list
             [where[i] for i in rejected])
 
 
-def sequence_logprob_sums(model, batch: PairBatch, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_logprob_sums(model, batch: PairBatch, pad_id: int, packing: str = "") -> tuple[torch.Tensor, torch.Tensor]:
     """Σ log π over each response's tokens and the token counts, both [2B] (chosen, then rejected)."""
     seqs, plens = batch.sequences()
-    return response_logprob_sums(model, seqs, plens, pad_id)
+    return response_logprob_sums(model, seqs, plens, pad_id, packing)
 
 
-def response_logprob_sums(model, seqs: list[list[int]], plens: list[int], pad_id: int
+def response_logprob_sums(model, seqs: list[list[int]], plens: list[int], pad_id: int, packing: str = ""
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ log π over each sequence's response tokens (after its prompt length) and the token
-    counts, on the model's device (inputs moved there once; logits chunked, see rl.logprobs)."""
-    x = model_inputs(seqs, plens, pad_id).to(model_device(model))
+    counts, on the model's device (inputs moved there once; logits chunked, see rl.logprobs;
+    `packing`: padded or packed rows, see rl.batch.model_inputs)."""
+    x = model_inputs(seqs, plens, pad_id, packing).to(model_device(model))
     logp, _ = response_logprobs(model, x)
     return (logp * x.response_mask).sum(1), x.response_mask.sum(1)

@@ -14,6 +14,7 @@ from rl.actors import PlacementConfig
 from rl.config import GRPOConfig, RewardConfig, SyncConfig
 from rl.generator import GeneratorConfig
 from rl.preference.data import FORMATS
+from rl.logprobs import PACKING
 from rl.preference.losses import PreferenceLossConfig
 
 MODES = ("offline", "online", "interleaved")
@@ -127,6 +128,10 @@ class PreferenceConfig:
     batch_size: int = field(default=32, metadata={"help": "pairs per optimizer step (global)"})
     micro_batch_size: int = field(default=32, metadata={"help": (
         "pairs per forward (chosen + rejected rows: twice as many)")})
+    packing: str = field(default="auto", metadata={"help": (
+        "padding-free micro-batches: each micro-batch's sequences packed into rows with position ids restarting per "
+        "sequence and attention kept inside it (rl/batch.py), for log-probs and training | auto: where the model "
+        "can (not with Mamba layers) | on: an error where it cannot | off: right-padded to the longest")})
     eval_every: int = field(default=40, metadata={"help": "offline: held-out pair accuracy every N steps"})
     checkpoint_every: int = field(default=0, metadata={"help": (
         "resume state (run_dir/checkpoints/step_N, core.checkpointer): offline every N steps, online every N "
@@ -157,3 +162,4 @@ class PreferenceConfig:
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
         check_choice("backend", self.backend, BACKENDS)
+        check_choice("packing", self.packing, PACKING)

@@ -77,7 +77,7 @@ def _policy(cfg: PreferenceConfig):
             import torch
 
             torch.set_num_threads(cfg.cpu_threads)
-        return LocalPolicy(cfg.model, cfg.train, cfg.micro_batch_size)
+        return LocalPolicy(cfg.model, cfg.train, cfg.micro_batch_size, cfg.packing)
     if cfg.backend != "ray":
         raise ValueError(f"backend must be local or ray, got {cfg.backend!r}")
     from core.ray_utils import init_ray
@@ -85,7 +85,7 @@ def _policy(cfg: PreferenceConfig):
 
     init_ray(cfg.ray_address)
     return PolicyGroup(cfg.model, cfg.train, cfg.placement, keep_reference=False,
-                       micro_batch_size=cfg.micro_batch_size)
+                       micro_batch_size=cfg.micro_batch_size, packing=cfg.packing)
 
 
 def online_rows(cfg: PreferenceConfig, n: int, seed: int) -> list[Row]:
@@ -123,7 +123,7 @@ def run_online(cfg: PreferenceConfig, run: RunDir) -> dict[str, Any]:
         eval_rows = online_rows(cfg, o.eval_prompts, 20_000 + cfg.seed)[:o.eval_prompts]
     tokenizer = AutoTokenizer.from_pretrained(cfg.model, local_files_only=True)
     policy = PolicyGroup(cfg.model, cfg.train, cfg.placement, keep_reference=False,
-                         micro_batch_size=cfg.micro_batch_size)
+                         micro_batch_size=cfg.micro_batch_size, packing=cfg.packing)
     checkpointer = Checkpointer(run.path / "checkpoints")
     resume_from = checkpointer.resolve(cfg.resume)
     # generators restart from the checkpoint's HF export; the policy from the starting model + its state
@@ -156,7 +156,7 @@ def pair_accuracy_before_after(before_dir: str, after_dir: str, test: PairBatch,
 
     out = {}
     for tag, d in (("before", before_dir), ("after", after_dir)):
-        out[f"pref_accuracy_{tag}"] = heldout_accuracy(LocalPolicy(d, TrainConfig(), cfg.micro_batch_size),
+        out[f"pref_accuracy_{tag}"] = heldout_accuracy(LocalPolicy(d, TrainConfig(), cfg.micro_batch_size, cfg.packing),
                                                        test)["pref_accuracy"]
     return out
 

@@ -12,8 +12,9 @@ from rl.preference.worker import merge_step_stats
 
 
 class LocalPolicy:
-    def __init__(self, model_dir: str, train: TrainConfig, micro_batch_size: int):
-        self.worker = PolicyWorker(model_dir, train, keep_reference=False, micro_batch_size=micro_batch_size)
+    def __init__(self, model_dir: str, train: TrainConfig, micro_batch_size: int, packing: str = "off"):
+        self.worker = PolicyWorker(model_dir, train, keep_reference=False, micro_batch_size=micro_batch_size,
+                                   packing=packing)
 
     def reset_preference_reference(self) -> None:
         self.worker.snapshot_reference("preference")

@@ -24,30 +24,31 @@ def dedup_pays(batch: PairBatch, n_unique: int) -> bool:
 
 
 @torch.no_grad()
-def _unique_sums(model, seqs: list[list[int]], plens: list[int], pad_id: int, rows: int
+def _unique_sums(model, seqs: list[list[int]], plens: list[int], pad_id: int, rows: int, packing: str = ""
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     sums, counts = [], []
     for idx in chunks(len(seqs), rows):
-        s, c = response_logprob_sums(model, [seqs[i] for i in idx], [plens[i] for i in idx], pad_id)
+        s, c = response_logprob_sums(model, [seqs[i] for i in idx], [plens[i] for i in idx], pad_id, packing)
         sums.append(s)
         counts.append(c)
     return torch.cat(sums), torch.cat(counts)
 
 
 @torch.no_grad()
-def pair_logprobs(model, batch: PairBatch, pad_id: int, micro_batch_size: int) -> tuple[list[float], list[float]]:
+def pair_logprobs(model, batch: PairBatch, pad_id: int, micro_batch_size: int, packing: str = ""
+                  ) -> tuple[list[float], list[float]]:
     """Summed log-probs of every chosen and every rejected response (each distinct sequence
-    forwarded once on a single rank)."""
+    forwarded once on a single rank). `packing`: padded or packed rows (rl.batch.model_inputs)."""
     was_training = model.training
     model.eval()
     seqs, plens, ci, ri = unique_sequences(batch)
     if dist.world_size() == 1 and len(seqs) < 2 * len(batch):
-        sums, _ = _unique_sums(model, seqs, plens, pad_id, 2 * micro_batch_size)
+        sums, _ = _unique_sums(model, seqs, plens, pad_id, 2 * micro_batch_size, packing)
         model.train(was_training)
         return sums[ci].tolist(), sums[ri].tolist()
     chosen, rejected = [], []
     for idx in chunks(len(batch), micro_batch_size):
-        sums, _ = sequence_logprob_sums(model, batch.select(idx), pad_id)
+        sums, _ = sequence_logprob_sums(model, batch.select(idx), pad_id, packing)
         chosen += sums[:len(idx)].tolist()
         rejected += sums[len(idx):].tolist()
     model.train(was_training)
@@ -66,7 +67,7 @@ def _pairs(sums, counts, ci, ri, batch: PairBatch) -> PairLogprobs:
 
 
 def _dedup_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_id: int, micro_batch_size: int,
-                      pair_normalizer: float, unique) -> dict[str, float]:
+                      pair_normalizer: float, unique, packing: str = "") -> dict[str, float]:
     """The same gradient as the per-pair path with each distinct sequence forwarded once: the loss
     depends on a sequence only through its summed log-prob s_u, so dL/dθ = Σ_u (dL/ds_u) ∇s_u.
     A no-grad pass gives every s_u, autograd on the pair losses gives dL/ds_u, then each
@@ -74,7 +75,7 @@ def _dedup_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_
     seqs, plens, ci, ri = unique
     rows = 2 * micro_batch_size
     backend.model.train()
-    sums, counts = _unique_sums(backend.model, seqs, plens, pad_id, rows)
+    sums, counts = _unique_sums(backend.model, seqs, plens, pad_id, rows, packing)
     s = sums.clone().requires_grad_(True)
     out = preference_loss(_pairs(s, counts, ci, ri, batch), cfg)
     pair_w = batch.pair_weights().to(s.device)
@@ -83,26 +84,27 @@ def _dedup_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_
         live = [i for i in idx if weights[i] != 0]  # tied samples carry no gradient
         if not live:
             continue
-        sub, _ = response_logprob_sums(backend.model, [seqs[i] for i in live], [plens[i] for i in live], pad_id)
+        sub, _ = response_logprob_sums(backend.model, [seqs[i] for i in live], [plens[i] for i in live], pad_id,
+                                       packing)
         backend.backward((weights[live] * sub).sum())
     return {**out.stats(pair_w), "pairs": float(pair_w.sum()), "sequences": float(len(seqs)),
             **backend.optimizer_step()}
 
 
 def preference_train_step(backend, batch: PairBatch, cfg: PreferenceLossConfig, pad_id: int, micro_batch_size: int,
-                          pair_normalizer: float, dedup: bool | None = None) -> dict[str, float]:
+                          pair_normalizer: float, dedup: bool | None = None, packing: str = "") -> dict[str, float]:
     """One optimizer step; the loss is the weighted sum over pairs divided by the *global* pair
     count (shard padding has weight 0). Returns weighted sums of the per-pair statistics (the
     group divides by `pairs`). `dedup`: forward each distinct sequence once (None = when it
-    pays, see `dedup_pays`)."""
+    pays, see `dedup_pays`). `packing`: padded or packed rows (rl.batch.model_inputs)."""
     unique = unique_sequences(batch)
     if dedup if dedup is not None else dedup_pays(batch, len(unique[0])):
-        return _dedup_train_step(backend, batch, cfg, pad_id, micro_batch_size, pair_normalizer, unique)
+        return _dedup_train_step(backend, batch, cfg, pad_id, micro_batch_size, pair_normalizer, unique, packing)
     backend.model.train()
     totals: dict[str, float] = {}
     for idx in chunks(len(batch), micro_batch_size):
         sub = batch.select(idx)
-        sums, counts = sequence_logprob_sums(backend.model, sub, pad_id)
+        sums, counts = sequence_logprob_sums(backend.model, sub, pad_id, packing)
         n = len(idx)
         out = preference_loss(_pairs(sums, counts, list(range(n)), list(range(n, 2 * n)), sub), cfg)
         w = sub.pair_weights().to(sums.device)
