@@ -4,7 +4,8 @@
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- python recipes/ultra_grpo.py
     python recipes/ultra_grpo.py config=recipes/configs/ultra_grpo_ln_ultra.yaml model=/path/to/sft
 
-With no `model`, the tiny SFT policy is used (built by the SFT recipe first if absent).
+With no `model`, the tiny SFT policy is used (built by the SFT recipe first if absent); with
+`environment.name: tools`, its tool-use variant (recipes/configs/nano_sft_tools_tiny.yaml).
 Prints the run directory first and last; writes summary.json, metrics.jsonl, report.md.
 """
 from __future__ import annotations
@@ -35,16 +36,20 @@ def main(argv: list[str] | None = None) -> Path:
     except (KeyError, ValueError) as e:
         print(f"config error: reward: {e}", file=sys.stderr)
         sys.exit(2)
-    if not cfg.model:
-        from sft.default_policy import ensure_tiny_sft_policy
+    if not cfg.model:  # the tiny SFT policy; its tool-use variant for environment.name=tools
+        from sft.default_policy import ensure_default_policy
 
-        cfg.model = str(ensure_tiny_sft_policy())
+        cfg.model = str(ensure_default_policy(cfg.environment.name))
     d = cfg.data
     if d.train_file:
         train_rows = load_task_rows(d.train_file, d.on_malformed_row)
     else:
         train_rows = synthetic_rows(d.synthetic_train_prompts, 10_000 + d.seed, d.synthetic_levels,
                                     d.reasoning_modes, "train")
+    if cfg.environment.decision_prompts:  # When2Call rows: GRPO trains the call / ask / cannot decision
+        from rl.tool_environment import decision_rows
+
+        train_rows += decision_rows(cfg.environment.decision_prompts, 10_000 + d.seed, d.reasoning_modes)
     if d.test_file:
         test_rows = load_task_rows(d.test_file, d.on_malformed_row)
     else:
@@ -65,6 +70,10 @@ def main(argv: list[str] | None = None) -> Path:
     report = write_report(run.path, summary, result.history)
     print(f"[grpo] held-out accuracy (on): {summary['accuracy_before']:.3f} -> {summary['accuracy_after']:.3f}; "
           f"report: {report}", flush=True)
+    bare = f"heldout_accuracy_{cfg.eval.modes[0]}_no_tools"
+    if f"before_{bare}" in summary:
+        print(f"[grpo] without tools: {summary[f'before_{bare}']:.3f} -> {summary[f'after_{bare}']:.3f}; "
+              f"tool-call rate (with tools): {summary['tool_call_rate']:.3f}", flush=True)
     run.finish()
     return run.path
 

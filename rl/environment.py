@@ -120,6 +120,10 @@ class EnvironmentConfig:
         "a tool answer is cut after this many characters")})
     tool_workers: int = field(default=8, metadata={"help": (
         "concurrent tool calls (threads, and worker processes per process tool)")})
+    eval_without_tools: bool = field(default=False, metadata={"help": (
+        "held-out evaluation also offers no tool (keys heldout_accuracy_<mode>_no_tools)")})
+    decision_prompts: int = field(default=0, metadata={"help": (
+        "synthetic When2Call tool-decision rows added to the training prompts")})
 
     def __post_init__(self) -> None:
         for key in ("max_turns", "max_tokens_per_turn", "max_episode_tokens", "tool_workers"):
@@ -128,6 +132,9 @@ class EnvironmentConfig:
         if self.max_tokens_per_turn > self.max_episode_tokens:
             raise ValueError("keys 'environment.max_tokens_per_turn', 'environment.max_episode_tokens': "
                              "a turn cannot be longer than the episode")
+        if self.decision_prompts < 0 or (self.decision_prompts and not self.name):
+            raise ValueError("key 'environment.decision_prompts': must be >= 0, and needs an environment "
+                             f"(environment.name), got {self.decision_prompts} with name {self.name!r}")
         if self.tool_timeout_s <= 0:
             raise ValueError(f"key 'environment.tool_timeout_s': must be > 0, got {self.tool_timeout_s}")
 

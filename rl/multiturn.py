@@ -154,6 +154,9 @@ def episode_metrics(groups: list[EpisodeGroup]) -> dict[str, float]:
         "tool_error_rate": sum(e.counters.get("tool_errors", 0.0) for e in eps)
         / max(sum(e.counters.get("tool_calls", 0.0) for e in eps), 1.0),
     }
+    decisions = [e for e in eps if e.row.reward.get("type") == "tool"]  # When2Call rows (rl.tool_environment)
+    if decisions:
+        out["decision_reward_mean"] = sum(e.reward for e in decisions) / len(decisions)
     return out
 
 

@@ -24,6 +24,23 @@ def is_decision_row(row: Row) -> bool:
     return row.reward.get("type") == "tool"
 
 
+def decision_rows(n: int, seed: int, modes: list[str]) -> list[Row]:
+    """Synthetic When2Call items (rl/preference/when2call.py: call / ask a follow-up / say it
+    cannot, in turn) as RL prompts: the question alone; the episode shows the item's tools and
+    its one turn is scored by the tool-decision reward."""
+    from core.data.schema import validate_row
+    from rl.preference.when2call import reward_spec, synthetic_items
+
+    rows = []
+    for i, item in enumerate(synthetic_items(n, seed)):
+        rid = f"{item['uuid']}-{modes[i % len(modes)]}"
+        rows.append(validate_row({"id": rid, "messages": [{"role": "user", "content": item["question"]}],
+                                  "reasoning": modes[i % len(modes)], "reward": reward_spec(item),
+                                  "meta": {"source": "when2call-synthetic", "category": item["correct_answer"]}},
+                                 rid))
+    return rows
+
+
 def _row_tools(row: Row) -> list[dict[str, Any]]:
     specs = [json.loads(t) if isinstance(t, str) else t for t in row.reward.get("tools", [])]
     return [s.get("function", s) for s in specs]

@@ -101,6 +101,9 @@ class GRPOTrainer:
             rows = [Row(r.id, r.messages, mode, r.reward, r.meta) for r in self.test_rows]
             greedy = SamplingSettings(n=1, temperature=0.0, max_tokens=ev.max_tokens)
             out.update(self._heldout(rows, greedy, f"heldout_accuracy_{mode}"))
+            if self.environment is not None and self.cfg.environment.eval_without_tools:
+                bare = [Row(r.id, r.messages, mode, r.reward, {**r.meta, "tools": []}) for r in self.test_rows]
+                out.update(self._heldout(bare, greedy, f"heldout_accuracy_{mode}_no_tools"))
             if ev.samples > 0:
                 sampled = SamplingSettings(n=ev.samples, temperature=ev.temperature, top_p=ev.top_p,
                                            max_tokens=ev.max_tokens, seed=self.cfg.seed + 11)

@@ -16,7 +16,7 @@ from sft.mixing import MixConfig
 @dataclass
 class ModelConfig:
     base: str = field(default="", metadata={"help": (
-        "HF directory to fine-tune; empty = the embedded tiny model (built and cached)")})
+        "HF dir to fine-tune (relative, not here: under reforge_home()); empty = the embedded tiny model")})
     preset: str = field(default="tiny", metadata={"help": "core.presets name used when base is empty"})
     attn_implementation: str = field(default="sdpa", metadata={"help": (
         "sdpa | eager (both take the packed block mask)")})
@@ -34,6 +34,8 @@ class DataConfig:
     on_error: str = field(default="raise", metadata={"help": "malformed rows: raise | skip (counted)"})
     synthetic_math: int = field(default=4000, metadata={"help": "math problems, each rendered in both modes"})
     synthetic_code: int = field(default=1000, metadata={"help": "code tasks, each in both modes"})
+    synthetic_tool_math: int = field(default=0, metadata={"help": (
+        "math problems solved with calculator calls (sft/tool_traces.py), both modes")})
     math_levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4], metadata={"help": (
         "difficulty levels (1-4) of the synthetic math problems")})
     seed: int = field(default=0, metadata={"help": "seed of the synthetic data"})
