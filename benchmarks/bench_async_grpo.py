@@ -1,7 +1,7 @@
 """Asynchronous vs synchronous GRPO on this machine: seconds per step, samples/s, and how
 long the generator and the trainer each wait.
 
-    python benchmarks/bench_async_grpo.py [--preset small] [--steps 4] [--modes sync,1]
+    python benchmarks/bench_async_grpo.py [--preset small] [--steps 4] [--modes sync,1] [--repeats 1]
                                           [--precision fp32|bf16] [--generator-dtype float32|bfloat16]
 
 Each mode is our GRPO loop (rl/trainer.py) as benchmarks/bench_grpo_vs_trl.py runs it
@@ -15,7 +15,9 @@ rollout, and for the generation in flight before a weight sync) and `time/genera
 (the producer blocked on the policy version it needs) come from metrics.jsonl. In the
 synchronous loop nothing overlaps: the trainer waits for the whole rollout (generate +
 reward) and the generators idle through the rest of the step (log-probs, updates, sync).
-The first step is warm-up and left out of the means. Writes benchmarks/results/async_grpo.json.
+The first step of each run is warm-up and left out. With `--repeats N` the modes alternate
+(sync, 1, sync, 1, ...) so a change in the machine's load hits both, and each mode's figures
+are means over the timed steps of all its runs. Writes benchmarks/results/async_grpo.json.
 """
 from __future__ import annotations
 
@@ -34,9 +36,8 @@ from benchmarks.bench_grpo_vs_trl import SHAPES, Shape, run_side  # noqa: E402
 from benchmarks.common import bench_policy, load1, machine_facts  # noqa: E402
 
 
-def summarize(res: dict, shape: Shape, warmup: int) -> dict:
-    steps = res["per_step"]
-    timed = steps[warmup:] or steps
+def summarize(runs: list[dict], shape: Shape, warmup: int) -> dict:
+    timed = [s for res in runs for s in (res["per_step"][warmup:] or res["per_step"])]
 
     def mean(key: str) -> float:
         return round(sum(s.get(key, 0.0) or 0.0 for s in timed) / len(timed), 3)
@@ -52,8 +53,9 @@ def summarize(res: dict, shape: Shape, warmup: int) -> dict:
             "trainer_wait_s": round(trainer_wait, 3), "generator_wait_s": generator_wait,
             "breakdown_mean_s": {k: mean(k) for k in ("generate", "reward", "logprobs", "train", "sync")},
             "response_tokens_mean": mean("response_tokens_mean"), "timed_steps": len(timed),
-            "max_sync_logprob_diff": res["max_sync_logprob_diff"], "wall_total_s": res["wall_total_s"],
-            "load1_before": res["load1_before"], "load1_after": res["load1_after"], "per_step": steps}
+            "max_sync_logprob_diff": max(r["max_sync_logprob_diff"] for r in runs),
+            "runs": [{"wall_total_s": r["wall_total_s"], "load1_before": r["load1_before"],
+                      "load1_after": r["load1_after"], "per_step": r["per_step"]} for r in runs]}
 
 
 def main() -> None:
@@ -62,6 +64,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4, help="GRPO steps per mode, the first is warm-up")
     ap.add_argument("--warmup-steps", type=int, default=1)
     ap.add_argument("--modes", default="sync,1", help="comma-separated: sync and/or max_staleness values")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per mode, alternating the modes")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--generator-dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--policy", default="auto", choices=["auto", "sft", "eos"])
@@ -72,12 +75,14 @@ def main() -> None:
                  args.steps, bf16=args.precision == "bf16", generator_dtype=args.generator_dtype)
     out = {"benchmark": "async_grpo", "command": "python " + " ".join(["benchmarks/bench_async_grpo.py", *sys.argv[1:]]),
            "preset": args.preset, "settings": asdict(base), "machine": machine_facts(), "modes": {}}
+    runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in args.modes.split(","):
+        for mode in [m for _ in range(args.repeats) for m in args.modes.split(",")]:
             shape = replace(base, max_staleness=None if mode == "sync" else int(mode))
             print(f"[async-bench] {args.preset}: mode {mode} ({shape.steps} steps, {shape.samples_per_step} "
                   f"samples/step), load {load1()}", flush=True)
-            res = summarize(run_side("reforge", shape, tmp), shape, args.warmup_steps)
+            runs.setdefault(mode, []).append(run_side("reforge", shape, tmp))
+            res = summarize(runs[mode], shape, args.warmup_steps)
             out["modes"][mode] = res
             print(f"[async-bench] mode {mode}: {res['seconds_per_step']} s/step, {res['samples_per_s']} samples/s, "
                   f"trainer waits {res['trainer_wait_s']} s, generator waits {res['generator_wait_s']} s, "
