@@ -3,7 +3,7 @@
 Random-weight tiny models: a transformers Llama (packed sequences found by transformers from
 restarting position ids; rows as sdpa/eager take them and one row as flash attention's varlen
 path takes it), the repository's DeciLM (nas/decilm, an explicit 4D block mask), and the
-policy worker end to end (GRPO train step and preference log-probs, packing on vs off).
+policy worker end to end (GRPO train step, preference log-probs and DPO steps, packing on vs off).
 """
 from __future__ import annotations
 
@@ -176,3 +176,35 @@ def test_policy_worker_packed_step_equals_padded(tiny_model_dir):
     chosen = {p: w.logprobs(pairs) for p, w in workers.items()}
     for side in (0, 1):
         assert max(abs(a - b) for a, b in zip(chosen[False][side], chosen[True][side])) < 1e-4  # sums of ~60 tokens
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_packed_preference_step_equals_padded(tiny_model_dir, dedup):
+    """A DPO step (per-pair and each-distinct-sequence-once paths) packed vs padded: same
+    statistics and the same weights after the step."""
+    from core.training import TrainConfig
+    from rl.policy_worker import PolicyWorker
+    from rl.preference.batch import PairBatch
+    from rl.preference.losses import PreferenceLossConfig
+    from rl.preference.worker import preference_train_step
+
+    rng = random.Random(11)
+    prompts = [[rng.randint(5, 200) for _ in range(rng.randint(3, 12))] for _ in range(4)]
+    samples = [[[rng.randint(5, 200) for _ in range(rng.randint(2, 30))] for _ in range(3)] for _ in prompts]
+    pairs = [(i, a, b) for i in range(4) for a in range(3) for b in range(3) if a < b]  # shared responses
+    batch = PairBatch([prompts[i] for i, _, _ in pairs], [samples[i][a] for i, a, _ in pairs],
+                      [samples[i][b] for i, _, b in pairs], [1.0] * len(pairs), [0.0] * len(pairs))
+    loss = PreferenceLossConfig("dpo", beta=0.5, sft_weight=0.1)
+    stats, weights = {}, {}
+    for packing in ("off", "on"):
+        worker = PolicyWorker(tiny_model_dir, TrainConfig(lr=1e-3, schedule="constant", warmup_steps=0),
+                              keep_reference=False, micro_batch_size=4, packing=packing)
+        worker.snapshot_reference("preference")
+        ref = worker.logprobs(batch, "preference")
+        batch.ref_chosen, batch.ref_rejected = [[x - 0.1 for x in side] for side in ref]
+        stats[packing] = preference_train_step(worker.backend, batch, loss, worker.pad_id, 4, float(len(batch)),
+                                               dedup=dedup, packing=worker.packing)
+        weights[packing] = torch.cat([p.detach().flatten() for p in worker.backend.model.parameters()])
+    for key in ("loss", "preference_loss", "sft_loss", "margin", "grad_norm"):
+        assert abs(stats["off"][key] - stats["on"][key]) < 1e-4 * max(1.0, abs(stats["off"][key])), key
+    assert float((weights["off"] - weights["on"]).abs().max()) < TOL
