@@ -135,3 +135,21 @@ def test_evaluation_of_the_hybrid_on_vllm(hybrid_policy, tmp_path):
     assert "engine: vllm" in (tmp_path / "eval" / "config.yaml").read_text()
     gens = [json.loads(x) for x in (tmp_path / "eval" / "generations.jsonl").read_text().splitlines()]
     assert len(gens) == 8 and all(s["n_tokens"] > 0 for g in gens for s in g["samples"])
+
+
+def test_hf_and_vllm_agree_once_dt_falls_under_the_default_floor(hybrid_policy, tmp_path, vllm_parity):
+    """Training pushes some step sizes dt under transformers' default floor (time_step_min
+    0.001) that vLLM does not apply; the preset's floor keeps trainer and generator equal."""
+    from core.checkpoint import load_hf, save_hf
+    from core.tiny_hybrid import DT_FLOOR
+    from nas.data import math_prompts
+
+    model, tok = load_hf(hybrid_policy)
+    assert model.config.time_step_min == DT_FLOOR
+    with torch.no_grad():
+        for block in model.model.layers:
+            if hasattr(block.mixer, "dt_bias"):
+                block.mixer.dt_bias[::2] = -9.0  # softplus(-9 + x) ~ 1e-4 < 0.001
+    out = save_hf(model, tok, tmp_path / "small_dt")
+    hf, _ = load_hf(out)
+    vllm_parity(out, math_prompts(tok, 3)[0], hf.eval(), tol=1e-4)
