@@ -272,7 +272,7 @@ class GRPOTrainer:
         record["time/train"] = time.perf_counter() - t2
         record.update(train_stats)
         if self.probe is None and cfg.sync.parity_check:
-            self.probe = probe_from(batch, cfg.sync.probe_sequences)
+            self.probe = probe_from(batch, cfg.sync.probe_sequences, cfg.generator.max_model_len)
         if producer is not None:  # weights move only while no generation is in flight
             record["time/trainer_wait"] += producer.wait_idle(step)
         t3 = time.perf_counter()

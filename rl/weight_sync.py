@@ -31,9 +31,13 @@ class SyncReport:
     max_logprob_diff: float | None
 
 
-def probe_from(batch: RolloutBatch, n: int) -> RolloutBatch:
-    """Fixed probe sequences: the first samples of the first rollout, kept for the whole run."""
-    return batch.select(list(range(min(n, len(batch)))))
+def probe_from(batch: RolloutBatch, n: int, max_model_len: int) -> RolloutBatch:
+    """Fixed probe sequences: the first samples of the first rollout, kept for the whole run.
+    Each is cut to `max_model_len - 1` ids: an engine scores prompt log-probs only for a
+    sequence with room for one more token, and a multi-turn episode can fill the window."""
+    picked = batch.select(list(range(min(n, len(batch)))))
+    return RolloutBatch([s[:max_model_len - 1] for s in picked.sequences],
+                        [min(p, max_model_len - 2) for p in picked.prompt_lens])
 
 
 def parity_diff(policy, generators, probe: RolloutBatch, engines: list[int] | None = None) -> tuple[float, str]:

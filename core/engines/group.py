@@ -122,7 +122,7 @@ class EngineGroup:
                  num_cpus: float = 1.0, num_gpus: float = 0.0, resources: dict[str, float] | None = None):
         self._actor = ray.remote(EngineWorker).options(num_cpus=num_cpus, num_gpus=num_gpus,
                                                        resources=resources or None)
-        self._model_dir, self._settings, self._seed = model_dir, settings, seed
+        self._model_dir, self.settings, self._seed = model_dir, settings, seed
         self.workers = [self._spawn(i) for i in range(num_engines)]
         self.kind = ray.get(self.workers[0].kind.remote())  # raises the engine's own error (e.g. no vLLM)
         self.faults = GenerationFaults()
@@ -136,7 +136,7 @@ class EngineGroup:
         return new
 
     def _spawn(self, i: int) -> Any:
-        return self._actor.remote(self._model_dir, self._settings, seed=self._seed + i)
+        return self._actor.remote(self._model_dir, self.settings, seed=self._seed + i)
 
     # ---- surviving a dead engine ---------------------------------------------------------
     def restart(self, i: int, dead: Any = None, reason: str = "") -> None:

@@ -148,7 +148,8 @@ class OnlineRPO:
         record.update({f"pref/{k}": v for k, v in stats.items()})
         if self.probe is None and self.sync_cfg.parity_check:
             seqs, plens = batch.sequences()
-            self.probe = probe_from(RolloutBatch(seqs, plens), self.sync_cfg.probe_sequences)
+            self.probe = probe_from(RolloutBatch(seqs, plens), self.sync_cfg.probe_sequences,
+                                    self.generators.settings.max_model_len)
         report = sync_weights(self.policy, self.generators, self.sync_cfg.bucket_mb, self.probe,
                               self.sync_cfg.parity_tolerance)
         record["sync_seconds"] = report.seconds

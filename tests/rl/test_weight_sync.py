@@ -104,3 +104,12 @@ def test_lora_policy_syncs_merged_weights_and_keeps_its_base_as_reference(groups
     finally:
         lora.shutdown()
         sync_weights(groups[0], gens, bucket_mb=64, probe=None, tolerance=1e-3)
+
+
+def test_the_parity_probe_fits_the_engine_window_even_when_an_episode_filled_it():
+    from rl.weight_sync import probe_from
+
+    batch = RolloutBatch([list(range(10)), list(range(4)), list(range(7))], [3, 2, 3])
+    probe = probe_from(batch, 2, max_model_len=8)
+    assert probe.sequences == [list(range(7)), list(range(4))]  # cut to 7 ids: room for one more
+    assert probe.prompt_lens == [3, 2]
