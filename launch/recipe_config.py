@@ -33,7 +33,20 @@ def resolve_recipe_config(recipe: str, args: list[str], python: str = sys.execut
     start = next((i for i, line in enumerate(lines) if line.startswith(SETTINGS_HEADER)), None)
     if start is None:
         raise RecipeConfigError(f"{recipe} --show-config printed no settings")
-    return yaml.safe_load("\n".join(lines[start + 1:])) or {}
+    return _nest(yaml.safe_load("\n".join(lines[start + 1:])) or {})
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """`--show-config` prints one dotted key per line (`generator.num_engines: 4  # help`):
+    the tree the launchers read from it."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
 
 
 def gpus_needed(cfg: dict[str, Any]) -> int:
