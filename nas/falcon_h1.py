@@ -22,7 +22,7 @@ import torch
 from transformers import FalconH1Config, FalconH1ForCausalLM
 
 from nas.nemotron_h import group_topk
-from nas.ssm_importance import _Accumulator
+from nas.ssm_importance import _Accumulator, run_hooked
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,7 @@ def collect_importance(model, batches) -> FalconImportance:
             lambda mod, args, out, i=i: acc.add(f"mamba{i}", out[..., inner:2 * inner], current["mask"])))
         hooks.append(block.feed_forward.down_proj.register_forward_pre_hook(
             lambda mod, args, i=i: acc.add(f"ffn{i}", args[0], current["mask"])))
-    model.eval()
-    try:
-        for b in batches:
-            current["mask"] = b.attention_mask
-            model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, batches, hooks, current)
     n = cfg.num_hidden_layers
     return FalconImportance({i: acc.result(f"mamba{i}") for i in range(n)}, {i: acc.result(f"ffn{i}") for i in range(n)})
 

@@ -65,16 +65,7 @@ def collect_importance(model, batches) -> Importance:
         elif kind == MLP:
             hooks.append(block.mixer.down_proj.register_forward_pre_hook(
                 lambda mod, args, i=i: acc.add(f"ffn{i}", args[0], current["mask"])))
-    was_training = model.training
-    model.eval()
-    try:
-        for b in batches:
-            current["mask"] = b.attention_mask
-            model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    run_hooked(model, batches, hooks, current)
     imp = Importance(hidden=acc.result("hidden"))
     for i, kind in enumerate(cfg.layers_block_type):
         if kind == MAMBA:
@@ -141,3 +132,19 @@ def random_importance(cfg, seed: int) -> Importance:
         elif kind == MLP:
             imp.ffn[i] = torch.rand(cfg.intermediate_size, generator=g)
     return imp
+
+
+@torch.no_grad()
+def run_hooked(model, batches, hooks: list, current: dict) -> None:
+    """Forward every batch in eval mode with `current["mask"]` set for the hooks, then remove
+    them and restore the model's mode (shared by the NemotronH and FalconH1 importance passes)."""
+    was_training = model.training
+    model.eval()
+    try:
+        for b in batches:
+            current["mask"] = b.attention_mask
+            model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
