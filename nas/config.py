@@ -111,6 +111,10 @@ class MinitronSSMConfig:
         "candidate FFN intermediate sizes")})
     layers_dropped: list[int] = field(default_factory=lambda: [0, 2, 4], metadata={"help": (
         "by logit-NMSE, never attention")})
+    min_speedup: float = field(default=0.0, metadata={"help": (
+        "latency budget: a candidate predicted to serve in vLLM less than this many times faster than the "
+        "parent, in decode or in prefill, is dropped before the KL ranking (nas.serving_cost: per-block "
+        "times measured at the parent and at the smallest grid widths); 0 = off")})
     top_candidates: int = field(default=3, metadata={"help": "short KD for this many, best KL first"})
     short_kd_steps: int = field(default=20, metadata={"help": (
         "KD steps of each top candidate before the winner is picked")})

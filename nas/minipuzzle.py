@@ -107,14 +107,38 @@ def parent_totals(lib: BlockLibrary) -> dict[str, float]:
             "runtime_ms": sum(e.stats["runtime_ms"] for e in keep)}
 
 
-def measure_block_runtimes(model, tok, work_dir: Path, settings, rounds: int = 1, log=print) -> dict[str, float]:
-    """Decode-step time of one block of each type, measured in vLLM: the parent against the
-    parent with all but one block of that type removed; the difference over the removed
-    count is the per-block time (random weights serve at the same speed)."""
+@dataclass
+class BlockRuntimes:
+    """vLLM time of one block of each type at one model shape (ms), for one decode step and
+    one prefill of the measured batch, and of the whole model; the whole minus its blocks is
+    the embedding, LM head and the engine's per-step work."""
+
+    decode_ms: dict[str, float]
+    prefill_ms: dict[str, float]
+    model_decode_ms: float
+    model_prefill_ms: float
+    clock: str  # "cpu": the serving process's CPU time; "wall": the wall clock
+
+
+def _phase_ms(t: dict, clock: str, decode_tokens: int) -> tuple[float, float]:
+    """(prefill, one decode step) of a nas.costs timing, by `clock`."""
+    if clock == "cpu":
+        step = (t["full_cpu_ms"] - t["prefill_cpu_ms"]) / decode_tokens
+        return t["prefill_cpu_ms"], step if step > 0 else float("nan")
+    return t["prefill_ms"], t["decode_step_ms"]
+
+
+def measure_block_runtimes(model, tok, work_dir: Path, settings, rounds: int = 1, clock: str = "cpu",
+                           log=print) -> BlockRuntimes:
+    """Prefill and decode-step time of one block of each type, measured in vLLM: the model
+    against the model with all but one block of that type removed; the difference over the
+    removed count is the per-block time (random weights serve at the same speed)."""
     from core.checkpoint import save_hf
     from nas.costs import measure_in_subprocess
     from nas.nemotron_h import KeptIndices, prune
 
+    if clock not in ("cpu", "wall"):
+        raise ValueError(f"clock {clock!r}: expected cpu or wall")
     cfg = model.config
     dirs, removed = [save_hf(model, tok, work_dir / "parent")], {}
     for kind in dict.fromkeys(cfg.layers_block_type):
@@ -131,12 +155,16 @@ def measure_block_runtimes(model, tok, work_dir: Path, settings, rounds: int = 1
             kept.ffn[i] = torch.arange(cfg.intermediate_size)
         dirs.append(save_hf(prune(model, spec, kept), tok, work_dir / f"without-{TYPE_NAMES[kind]}"))
         removed[kind] = len(drop)
-    timings = measure_in_subprocess(dirs, settings, rounds)
-    base = timings[0]["decode_step_ms"]
-    out = {kind: 0.0 for kind in TYPE_NAMES}
-    for (kind, n), t in zip(removed.items(), timings[1:]):
-        out[kind] = max(base - t["decode_step_ms"], 0.0) / n
-        log(f"[minipuzzle] {TYPE_NAMES[kind]} block: {out[kind]:.3f} ms per decode step (batch {settings.batch_size})")
-    if not math.isfinite(sum(out.values())):
-        raise RuntimeError(f"block runtimes not finite: {out}")
+    timings = [_phase_ms(t, clock, settings.decode_tokens) for t in measure_in_subprocess(dirs, settings, rounds)]
+    (base_pre, base_dec) = timings[0]
+    out = BlockRuntimes({kind: 0.0 for kind in TYPE_NAMES}, {kind: 0.0 for kind in TYPE_NAMES}, base_dec, base_pre,
+                        clock)
+    for (kind, n), (pre, dec) in zip(removed.items(), timings[1:]):
+        out.decode_ms[kind] = max(base_dec - dec, 0.0) / n
+        out.prefill_ms[kind] = max(base_pre - pre, 0.0) / n
+        log(f"[minipuzzle] {TYPE_NAMES[kind]} block: {out.decode_ms[kind]:.3f} ms per decode step, "
+            f"{out.prefill_ms[kind]:.3f} ms per prefill (batch {settings.batch_size}, {clock} time; without {n} "
+            f"of them {dec:.2f} / {pre:.1f} ms, whole model {base_dec:.2f} / {base_pre:.1f} ms)")
+    if not math.isfinite(sum(out.decode_ms.values()) + sum(out.prefill_ms.values()) + base_dec + base_pre):
+        raise RuntimeError(f"block runtimes not finite (a stalled measurement): {out}")
     return out

@@ -2,6 +2,7 @@
 
 parent -> activation importance (nas.ssm_importance) -> depth scores (logit NMSE) ->
 candidate children under a parameter budget (group-aware width + depth, nas.nemotron_h),
+those predicted too slow to serve dropped (`min_speedup`, nas.serving_cost), the rest
 ranked by KL to the parent before distillation -> short logit KD of the best few -> full
 KD of the winner -> a random-pruned child of the same shape with the same KD -> MiniPuzzle
 layer search (nas.minipuzzle) -> served comparison in vLLM (accuracy, prefill and decode).
@@ -23,6 +24,7 @@ from core.paths import reforge_home, runs_root
 from core.run_dir import RunDir
 from nas.config import MinitronSSMConfig
 from nas.nemotron_h import PruneSpec, child_config, parameter_count, prune
+from nas.serving_cost import ServingCostModel
 from nas.ssm_importance import kept_indices, layers_to_drop
 
 
@@ -111,7 +113,39 @@ class Ranked:
     spec: PruneSpec
     params: int
     kl_pruned: float  # before any distillation
+    predicted_speedup: dict[str, float] | None = None  # nas.serving_cost, per phase
     kl_short_kd: float | None = None
+
+    def describe(self) -> str:
+        pred = self.predicted_speedup
+        return f"{self.params:,} params KL {self.kl_pruned:.3f}" + (
+            f" (predicted decode {pred['decode']:.2f}x, prefill {pred['prefill']:.2f}x)" if pred else "")
+
+
+def rank_candidates(parent, imp, candidates: list[tuple[PruneSpec, int]], parent_logp: torch.Tensor, batch,
+                    cost: ServingCostModel | None = None, min_speedup: float = 0.0) -> list[Ranked]:
+    """Candidates by KL to the parent before distillation, lowest first. With a latency
+    budget (`min_speedup` > 0) a candidate whose predicted decode or prefill speedup over
+    the parent is below it is dropped first, never pruned or scored."""
+    if min_speedup > 0 and cost is None:
+        raise ValueError("min_speedup > 0 needs a serving cost model (nas.serving_cost)")
+    cfg = parent.config
+    out, fastest = [], None
+    for spec, n in candidates:
+        pred = cost.speedup(child_config(cfg, spec)) if cost is not None else None
+        if pred is not None and (fastest is None or min(pred.values()) > min(fastest.values())):
+            fastest = pred
+        if min_speedup > 0 and min(pred.values()) < min_speedup:
+            continue
+        child = prune(parent, spec, kept_indices(cfg, imp, spec))
+        out.append(Ranked(spec, n, kl_to_parent(child, parent_logp, batch), pred))
+    if not out:
+        raise ValueError(
+            f"min_speedup {min_speedup}: none of the {len(candidates)} candidates is predicted to serve that much "
+            f"faster than the parent in both decode and prefill (the fastest: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in (fastest or {}).items())
+            + "); lower min_speedup, or add smaller mamba_heads / ffn_sizes / hidden_sizes or larger layers_dropped")
+    return sorted(out, key=lambda r: r.kl_pruned)
 
 
 def run(c: MinitronSSMConfig) -> dict:
@@ -120,6 +154,7 @@ def run(c: MinitronSSMConfig) -> dict:
     from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
     from nas.gkd import GKDConfig, distill
     from nas.minipuzzle import build_library, drop_one_kl, measure_block_runtimes, parent_totals, search
+    from nas.serving_cost import Anchor
     from nas.ssm_importance import collect_importance, layer_removal_scores
 
     run_dir = RunDir.create(runs_root(), "minitron_ssm", c.run_dir)
@@ -156,16 +191,30 @@ def run(c: MinitronSSMConfig) -> dict:
         {f"{i} {pcfg.layers_block_type[i]}": s for i, s in imp.layers.items()}, indent=2))
     stage("importance")
 
+    settings = CostSettings(c.cost.batch_size, c.cost.prompt_len, c.cost.decode_tokens, c.cost.repeats, c.cost.dtype,
+                            c.cost.cpu_threads)
+    cost_work = root / "serving_cost_models"
+    parent_runtimes = measure_block_runtimes(parent, tok, cost_work / "parent", settings, c.cost.rounds, log=_log) \
+        if c.min_speedup > 0 or c.minipuzzle else None
+    cost = None
+    if c.min_speedup > 0:  # the second anchor: the smallest grid widths, at full depth
+        small_spec = PruneSpec(min(c.hidden_sizes), min(c.mamba_heads), min(c.mamba_head_dims),
+                               min(c.ffn_sizes)).resolve(pcfg)
+        small = prune(parent, small_spec, kept_indices(pcfg, imp, small_spec))
+        cost = ServingCostModel(Anchor(pcfg, parent_runtimes), Anchor(small.config, measure_block_runtimes(
+            small, tok, cost_work / "small", settings, c.cost.rounds, log=_log)))
+        (root / "serving_cost_model.json").write_text(json.dumps(cost.to_dict(), indent=2))
+        del small
+    shutil.rmtree(cost_work, ignore_errors=True)
+    stage("serving_cost")
+
     with torch.no_grad():
         parent_logp = F.log_softmax(parent(input_ids=score.input_ids, attention_mask=score.attention_mask,
                                            use_cache=False).logits.float(), -1)
-    ranked = []
-    for spec, n in candidate_specs(pcfg, imp.layers, c):
-        child = prune(parent, spec, kept_indices(pcfg, imp, spec))
-        ranked.append(Ranked(spec, n, kl_to_parent(child, parent_logp, score)))
-    ranked.sort(key=lambda r: r.kl_pruned)
-    _log(f"[minitron-ssm] {len(ranked)} candidates; best before KD: "
-         + ", ".join(f"{r.params:,} params KL {r.kl_pruned:.3f}" for r in ranked[:c.top_candidates]))
+    candidates = candidate_specs(pcfg, imp.layers, c)
+    ranked = rank_candidates(parent, imp, candidates, parent_logp, score, cost, c.min_speedup)
+    _log(f"[minitron-ssm] {len(candidates)} candidates, {len(ranked)} predicted at least {c.min_speedup}x faster; "
+         "best before KD: " + ", ".join(r.describe() for r in ranked[:c.top_candidates]))
     stage("candidates")
 
     kd_data = math_batch(tok, c.kd_samples, TRAIN_SEED + 2)
@@ -200,13 +249,9 @@ def run(c: MinitronSSMConfig) -> dict:
             kl_to_parent(rchild, parent_logp, score), 4), random_drop_layers=list(rspec.drop_layers))
         stage("random_baseline")
 
-    settings = CostSettings(c.cost.batch_size, c.cost.prompt_len, c.cost.decode_tokens, c.cost.repeats, c.cost.dtype,
-                            c.cost.cpu_threads)
     if c.minipuzzle:
         kl_drop = drop_one_kl(parent, score)
-        runtimes = measure_block_runtimes(parent, tok, root / "minipuzzle_cost_models", settings, log=_log)
-        shutil.rmtree(root / "minipuzzle_cost_models", ignore_errors=True)
-        lib = build_library(pcfg, kl_drop, runtimes, settings.batch_size,
+        lib = build_library(pcfg, kl_drop, parent_runtimes.decode_ms, settings.batch_size,
                             settings.prompt_len + settings.decode_tokens)
         lib.save(root / "minipuzzle_library.json")
         budget = c.minipuzzle_memory_ratio * parent_totals(lib)["memory_mib"]
@@ -243,7 +288,11 @@ def run(c: MinitronSSMConfig) -> dict:
         "random_prune_accuracy_se": se(served["random"]["accuracy"]) if "random" in served else None,
         "eval_samples": n,
         **speed, "serving_batch_size": settings.batch_size, "serving_cpu_threads": settings.cpu_threads,
-        "candidates": len(ranked), "child_kl_pruned": round(best.kl_pruned, 4),
+        "candidates": len(candidates), "min_speedup": c.min_speedup, "candidates_within_min_speedup": len(ranked),
+        "child_predicted_speedup": round(best.predicted_speedup["decode"], 3) if best.predicted_speedup else None,
+        "child_predicted_prefill_speedup": round(best.predicted_speedup["prefill"], 3)
+        if best.predicted_speedup else None,
+        "child_kl_pruned": round(best.kl_pruned, 4),
         "child_kl_short_kd": round(best_kl, 4), "child_kl_after_kd": round(child_kl, 4),
         "kd_loss_first": history[0]["loss"] if history else None,
         "kd_loss_last": history[-1]["loss"] if history else None,
