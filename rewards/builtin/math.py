@@ -68,17 +68,34 @@ class MathVerifier:
                                  name="reforge-math-verify")
         proc.start()
         child.close()
-        if not parent.poll(self._start_timeout_s) or parent.recv() != "ready":
+        try:
+            ready = parent.poll(self._start_timeout_s) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             proc.kill()
-            raise RuntimeError(f"math-verify worker did not start within {self._start_timeout_s}s")
+            proc.join()
+            parent.close()
+            raise RuntimeError(f"math-verify worker did not start within {self._start_timeout_s}s "
+                               f"(exit code {proc.exitcode})")
         return _Worker(proc, parent)
+
+    def _spawn_counted(self) -> _Worker:
+        """A new worker in a slot already counted in `_started`; the slot is given back if the
+        start fails, so a failed start never shrinks the pool (callers would wait forever)."""
+        try:
+            return self._spawn()
+        except BaseException:
+            with self._lock:
+                self._started -= 1
+            raise
 
     def _take(self) -> _Worker:
         with self._lock:
             spawn = self._idle.empty() and self._started < self._size
             if spawn:
                 self._started += 1
-        return self._spawn() if spawn else self._idle.get()
+        return self._spawn_counted() if spawn else self._idle.get()
 
     def verify(self, pred: str, gold: str, timeout_s: float) -> dict[str, Any]:
         """{"correct": bool, ...}; {"correct": False, "timed_out": True} after a kill."""
@@ -104,7 +121,8 @@ class MathVerifier:
             pass
         worker.process.kill()
         worker.process.join()
-        self._idle.put(self._spawn())
+        worker.conn.close()
+        self._idle.put(self._spawn_counted())
         return {"correct": False, "timed_out": True}
 
     def close(self) -> None:

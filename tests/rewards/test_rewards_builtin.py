@@ -49,6 +49,31 @@ def test_math_worker_is_killed_on_a_pathological_input_and_replaced():
     assert math("\\boxed{2}", "2")[0] == 1.0  # the replacement worker answers
 
 
+def test_math_verifier_survives_a_worker_that_does_not_start():
+    """A start that fails (here: a start timeout no process meets) is an error for that call,
+    leaves no zombie process, and does not shrink the pool: the next call gets a worker
+    instead of waiting forever for one that was never put back."""
+    import multiprocessing as mp
+
+    from rewards.builtin.math import MathVerifier
+
+    before = set(mp.active_children())  # other tests' verifiers (the shared default one)
+    verifier = MathVerifier(workers=1, start_timeout_s=1e-6)
+    try:
+        with pytest.raises(RuntimeError, match="did not start"):
+            verifier.verify("2", "2", timeout_s=5.0)
+        assert set(mp.active_children()) <= before  # killed and reaped
+        verifier._start_timeout_s = 120.0
+        done = threading.Event()
+        result: dict = {}
+        threading.Thread(target=lambda: (result.update(verifier.verify("2", "2", 5.0)), done.set()),
+                         daemon=True).start()
+        assert done.wait(150), "the pool lost its only worker slot"
+        assert result["correct"] is True
+    finally:
+        verifier.close()
+
+
 def test_math_reward_works_from_many_threads():
     results: list[float] = []
 
