@@ -257,7 +257,8 @@ class GRPOTrainer:
         t1 = time.perf_counter()
         if cfg.algorithm.old_logprobs == "trainer":
             batch.old_logprobs = self.policy.logprobs(batch)
-            record["generator_trainer_logprob_diff"] = _max_diff(batch.old_logprobs, batch.generator_logprobs)
+            record["generator_trainer_logprob_diff"] = _max_diff(batch.old_logprobs, batch.generator_logprobs,
+                                                                 batch.loss_masks)
         else:
             batch.old_logprobs = batch.generator_logprobs
         if cfg.algorithm.kl_coef > 0:
@@ -331,8 +332,10 @@ def _mask_off_policy(batch, cap: float) -> float:
     return masked / max(total, 1)
 
 
-def _max_diff(a: list[list[float]], b: list[list[float]]) -> float:
-    return max((abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)), default=0.0)
+def _max_diff(a: list[list[float]], b: list[list[float]], masks: list[list[int]]) -> float:
+    """Max |a - b| over the tokens that carry loss: an episode's environment tokens have no
+    generator log-prob (a 0.0 placeholder, rl/environment.py), so they are left out."""
+    return max((abs(x - y) for ra, rb, rm in zip(a, b, masks) for x, y, m in zip(ra, rb, rm) if m), default=0.0)
 
 
 def _batch_to_json(batch) -> dict | None:
