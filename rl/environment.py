@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from core.data.schema import Row
 from rewards.sample import RewardResult
+from rl.turns import TOOLS_SHOWN
 
 FINISH_REASONS = ("done", "turn_limit", "length")
 
@@ -115,6 +116,10 @@ class EnvironmentConfig:
     max_tokens_per_turn: int = field(default=96, metadata={"help": "one policy turn (generation max_tokens)"})
     max_episode_tokens: int = field(default=384, metadata={"help": (
         "all ids after the prompt: policy turns and environment answers")})
+    tools_shown: str = field(default="specs", metadata={"help": (
+        "how the first user turn lists the tools when the chat template takes no `tools` argument: specs "
+        "(JSON, the Llama-Nemotron <AVAILABLE_TOOLS> form) | signatures (`name(arg, ...)`: short, for tiny "
+        "models); tool-use SFT traces must show them the same way (sft data.tools_shown)")})
     tool_timeout_s: float = field(default=5.0, metadata={"help": "per call, unless the tool names its own"})
     max_observation_chars: int = field(default=1024, metadata={"help": (
         "a tool answer is cut after this many characters")})
@@ -135,6 +140,8 @@ class EnvironmentConfig:
         if self.decision_prompts < 0 or (self.decision_prompts and not self.name):
             raise ValueError("key 'environment.decision_prompts': must be >= 0, and needs an environment "
                              f"(environment.name), got {self.decision_prompts} with name {self.name!r}")
+        if self.tools_shown not in TOOLS_SHOWN:
+            raise ValueError(f"key 'environment.tools_shown': expected one of {TOOLS_SHOWN}, got {self.tools_shown!r}")
         if self.tool_timeout_s <= 0:
             raise ValueError(f"key 'environment.tool_timeout_s': must be > 0, got {self.tool_timeout_s}")
 

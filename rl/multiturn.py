@@ -69,7 +69,7 @@ def run_episodes(generator, env: Environment, tokenizer, rows: list[Row], sample
                  renderer: TurnRenderer | None = None,
                  accuracy_reward: str = "") -> tuple[list[EpisodeGroup], dict[str, float]]:
     """Play `samples_per_row` episodes of every row to the end and score them."""
-    renderer = renderer or TurnRenderer(tokenizer)
+    renderer = renderer or TurnRenderer(tokenizer, cfg.tools_shown)
     timings = {"generate": 0.0, "environment": 0.0, "reward": 0.0, "generate_calls": 0.0}
     groups: list[EpisodeGroup] = []
     for row in rows:
@@ -165,7 +165,7 @@ def collect_multiturn_rollout(generator, env: Environment, tokenizer, draw_rows,
                               renderer: TurnRenderer | None = None) -> MultiTurnRollout:
     """rl.rollout.collect_rollout for episodes: draw rows, play, drop zero-variance groups
     and refill (dynamic sampling) up to `prompts_per_step` informative groups."""
-    renderer = renderer or TurnRenderer(tokenizer)
+    renderer = renderer or TurnRenderer(tokenizer, env_cfg.tools_shown)
     kept: list[EpisodeGroup] = []
     every: list[EpisodeGroup] = []
     metrics = {"groups_sampled": 0.0, "groups_filtered": 0.0, "refill_rounds": 0.0}

@@ -11,7 +11,8 @@ belongs to the environment's ids, so it is masked like them.
 
 Tools are shown through the template's `tools` argument where the template uses it, else
 in the Llama-Nemotron / When2Call form: `<AVAILABLE_TOOLS>[...]</AVAILABLE_TOOLS>` at the
-head of the first user turn. Tool answers are `tool` turns where the template renders that
+head of the first user turn (`tools_block`: the JSON specs, or for a small model with a short
+context only each tool's signature, `name(arg, ...)`). Tool answers are `tool` turns where the template renders that
 role, else user turns holding `<TOOL_RESPONSE>...</TOOL_RESPONSE>`.
 """
 from __future__ import annotations
@@ -23,6 +24,19 @@ from core.tokenization import TemplateError, place_toggle
 
 AVAILABLE_OPEN, AVAILABLE_CLOSE = "<AVAILABLE_TOOLS>", "</AVAILABLE_TOOLS>"
 RESPONSE_OPEN, RESPONSE_CLOSE = "<TOOL_RESPONSE>", "</TOOL_RESPONSE>"
+TOOLS_SHOWN = ("specs", "signatures")
+
+
+def tools_block(tools: list[dict[str, Any]], shown: str = "specs") -> str:
+    """The `<AVAILABLE_TOOLS>` head of the first user turn. `specs`: the tools' JSON specs;
+    `signatures`: `name(arg, ...)` per tool, a fifth of the tokens for the calculator alone."""
+    if shown == "specs":
+        body = json.dumps(tools)
+    elif shown == "signatures":
+        body = "; ".join(f"{t['name']}({', '.join(t.get('parameters', {}).get('properties', {}))})" for t in tools)
+    else:
+        raise ValueError(f"tools shown as {shown!r}: expected one of {TOOLS_SHOWN}")
+    return f"{AVAILABLE_OPEN}{body}{AVAILABLE_CLOSE}\n\n"
 
 
 def _special_ids(tok) -> set[int]:
@@ -44,8 +58,9 @@ def _renders_tool_role(tok) -> bool:
 class TurnRenderer:
     """Prompt ids and environment-answer ids of one checkpoint's template."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, tools_shown: str = "specs"):
         self.tok = tokenizer
+        self.tools_shown = tools_shown
         if not getattr(tokenizer, "chat_template", None):
             raise TemplateError(f"{getattr(tokenizer, 'name_or_path', 'tokenizer')}: no chat_template")
         self.special = _special_ids(tokenizer)
@@ -59,8 +74,7 @@ class TurnRenderer:
         if tools and not self.template_takes_tools:
             first = next(i for i, m in enumerate(messages) if m["role"] == "user")
             if AVAILABLE_OPEN not in messages[first]["content"]:
-                block = f"{AVAILABLE_OPEN}{json.dumps(tools)}{AVAILABLE_CLOSE}\n\n"
-                messages[first]["content"] = block + messages[first]["content"]
+                messages[first]["content"] = tools_block(tools, self.tools_shown) + messages[first]["content"]
         return messages
 
     def as_template_message(self, message: dict[str, Any]) -> dict[str, Any]:

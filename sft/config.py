@@ -36,10 +36,19 @@ class DataConfig:
     synthetic_code: int = field(default=1000, metadata={"help": "code tasks, each in both modes"})
     synthetic_tool_math: int = field(default=0, metadata={"help": (
         "math problems solved with calculator calls (sft/tool_traces.py), both modes")})
+    tools_shown: str = field(default="specs", metadata={"help": (
+        "how tool traces list the tools: specs | signatures; the GRPO environment must match "
+        "(environment.tools_shown)")})
     math_levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4], metadata={"help": (
         "difficulty levels (1-4) of the synthetic math problems")})
     seed: int = field(default=0, metadata={"help": "seed of the synthetic data"})
     mix: MixConfig = field(default_factory=MixConfig, metadata={"help": "how many samples to draw from each domain"})
+
+    def __post_init__(self) -> None:
+        from rl.turns import TOOLS_SHOWN
+
+        if self.tools_shown not in TOOLS_SHOWN:
+            raise ValueError(f"key 'data.tools_shown': expected one of {TOOLS_SHOWN}, got {self.tools_shown!r}")
 
 
 @dataclass

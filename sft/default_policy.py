@@ -2,10 +2,13 @@
 
 `sft-tiny` is the default SFT run (SFTConfig() == recipes/configs/nano_sft_tiny.yaml);
 `sft-tiny-tools` is it fine-tuned on calculator-call traces (recipes/configs/
-nano_sft_tools_tiny.yaml), the starting policy of GRPO in the tool environment.
+nano_sft_tools_tiny.yaml), the starting policy of GRPO in the tool environment. The tool-use
+policy carries a stamp of what built it (its config and the trace renderer's source), so a
+cached copy built from older traces is rebuilt rather than silently reused.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from core.paths import reforge_home
@@ -14,6 +17,7 @@ from sft.config import SFTConfig
 TINY_POLICY = "sft-tiny"
 TINY_TOOLS_POLICY = "sft-tiny-tools"
 TOOLS_CONFIG = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "nano_sft_tools_tiny.yaml"
+BUILD_STAMP = "reforge_build.sha256"  # in a published policy dir: what built it
 
 
 def ensure_tiny_sft_policy() -> Path:
@@ -28,20 +32,35 @@ def ensure_tiny_sft_policy() -> Path:
     return dest
 
 
+def build_fingerprint(cfg: SFTConfig) -> str:
+    """What a rebuild would change: the resolved config and the code that renders the traces."""
+    from core.config import to_yaml
+    from core.data import math_tasks
+    from sft import tool_traces
+
+    h = hashlib.sha256(to_yaml(cfg).encode())
+    for module in (tool_traces, math_tasks):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()
+
+
 def ensure_tiny_tools_policy(config: str | Path = TOOLS_CONFIG) -> Path:
     """The published tiny tool-use policy: `config` (its base, sft-tiny, built first when absent)
-    trained in-process if it is not under reforge_home() yet."""
+    trained in-process unless reforge_home() holds one stamped with the same build fingerprint."""
     from core.config import load_config
 
     cfg = load_config(SFTConfig, config)
     dest = reforge_home() / TINY_TOOLS_POLICY
-    if not (dest / "config.json").exists():
+    cfg.publish_to = str(dest)
+    fingerprint = build_fingerprint(cfg)
+    stamp = dest / BUILD_STAMP
+    if not (stamp.exists() and stamp.read_text().strip() == fingerprint):
         from sft.pipeline import run_sft
 
         if cfg.model.base == TINY_POLICY:
             ensure_tiny_sft_policy()
-        cfg.publish_to = str(dest)
         run_sft(cfg)
+        stamp.write_text(fingerprint + "\n")
     return dest
 
 

@@ -60,7 +60,8 @@ def train_rows(cfg: SFTConfig, settings: ChatSettings | None = None) -> list[dic
         return rows
     return (math_rows(d.synthetic_math, d.seed, levels=tuple(d.math_levels), settings=settings)
             + code_rows(d.synthetic_code, d.seed, settings=settings)
-            + tool_math_rows(d.synthetic_tool_math, d.seed, ("on", "off"), tuple(d.math_levels), settings=settings))
+            + tool_math_rows(d.synthetic_tool_math, d.seed, ("on", "off"), tuple(d.math_levels), settings=settings,
+                             tools_shown=d.tools_shown))
 
 
 def heldout_rows(cfg: SFTConfig, train: list[dict]) -> list[dict]:

@@ -3,13 +3,12 @@ tool environment (rl/tool_environment.py) plays episodes at RL time.
 
 One row per problem and mode, from the same generator as core/data/synth.py's math rows.
 The first user turn carries the tools block the environment shows (rl/turns.py's
-`<AVAILABLE_TOOLS>[...]</AVAILABLE_TOOLS>\\n\\n` head, for templates that do not take a `tools`
-argument, like the embedded one); then the assistant asks the calculator for each step of
-the worked solution in turn (`<TOOLCALL>[{"name": "calculator", "arguments": {"expression":
-"5 + 7"}}]</TOOLCALL>`, an empty think block first in `on` mode), each followed by the
-`tool` turn holding the calculator's real answer, and the last assistant turn is the plain
-math row's response (the worked solution with the results, and the boxed answer). So the
-final turn is scored exactly like a plain answer, and only the arithmetic moved to the tool.
+`tools_block`, for templates that do not take a `tools` argument, like the embedded one);
+then the assistant asks the calculator for each step of the worked solution in turn
+(`<TOOLCALL>[{"name": "calculator", "arguments": {"expression": "5 + 7"}}]</TOOLCALL>`, an
+empty think block first in `on` mode), each followed by the `tool` turn holding the
+calculator's real answer, and the last assistant turn copies the last answer into the boxed
+answer. So the policy writes operands and copies results; the tool does every fact.
 
 Why: the tiny policy's remaining errors are single-digit facts with a carry; a call writes
 the operands and lets the tool do the fact. sft/packing.py trains assistant turns only
@@ -17,20 +16,12 @@ the operands and lets the tool do the fact. sft/packing.py trains assistant turn
 """
 from __future__ import annotations
 
-import json
-
 from core.chat import ChatSettings, format_response
 from core.data import math_tasks
 from rl.tools import ToolCall, get_tool, render_calls
-from rl.turns import AVAILABLE_CLOSE, AVAILABLE_OPEN
+from rl.turns import tools_block
 
 DOMAIN = "tools"  # meta.domain: the SFT mix weights tool traces under this name
-
-
-def tools_block(names: tuple[str, ...]) -> str:
-    """The head of the first user turn, as rl/turns.py's TurnRenderer.conversation writes it."""
-    specs = [get_tool(n).spec() for n in names]
-    return f"{AVAILABLE_OPEN}{json.dumps(specs)}{AVAILABLE_CLOSE}\n\n"
 
 
 def step_expression(step: str) -> str:
@@ -42,21 +33,24 @@ def step_expression(step: str) -> str:
 
 
 def tool_math_rows(n: int, seed: int, modes: tuple[str, ...] = ("on",), levels: tuple[int, ...] = (1, 2, 3, 4),
-                   split: str = "train", settings: ChatSettings | None = None) -> list[dict]:
-    """Rows in the task-row schema whose messages are the whole tool-use conversation."""
+                   split: str = "train", settings: ChatSettings | None = None, tools_shown: str = "specs") -> list[dict]:
+    """Rows in the task-row schema whose messages are the whole tool-use conversation; the tools
+    are listed as the environment with the same `tools_shown` lists them."""
     calculator = get_tool("calculator")
-    head = tools_block((calculator.name,))
+    head = tools_block([calculator.spec()], tools_shown)
     rows = []
     for i, p in enumerate(math_tasks.generate(n, seed, levels)):
         for mode in modes:
             messages = [{"role": "user", "content": head + p.question}]
+            result = ""
             for step in p.steps:
                 expression = step_expression(step)
                 call = render_calls([ToolCall(calculator.name, {"expression": expression})])
+                result = calculator.fn(expression)
                 messages.append({"role": "assistant", "content": format_response(call, mode, "", settings)})
-                messages.append({"role": "tool", "name": calculator.name, "content": calculator.fn(expression)})
+                messages.append({"role": "tool", "name": calculator.name, "content": result})
             messages.append({"role": "assistant", "content": format_response(
-                math_tasks.final_answer(p), mode, math_tasks.thought(p), settings)})
+                f"The answer is \\boxed{{{result}}}.", mode, "", settings)})
             rows.append({
                 "id": f"toolmath-{split}-{seed}-{i}-{mode}",
                 "messages": messages,

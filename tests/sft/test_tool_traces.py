@@ -43,11 +43,14 @@ def _spans(mask):
     return out
 
 
-@pytest.mark.parametrize("mode", ["on", "off"])
-def test_traces_render_as_the_environment_plays_them(env_and_tok, mode):
+@pytest.mark.parametrize("mode,shown", [("on", "specs"), ("off", "specs"), ("on", "signatures")])
+def test_traces_render_as_the_environment_plays_them(env_and_tok, mode, shown):
     env, tok = env_and_tok
-    renderer = TurnRenderer(tok)
-    traces = tool_math_rows(8, 3, (mode,))
+    renderer = TurnRenderer(tok, shown)
+    traces = tool_math_rows(8, 3, (mode,), tools_shown=shown)
+    head = {"specs": '<AVAILABLE_TOOLS>[{"name": "calculator", "description": ',
+            "signatures": "<AVAILABLE_TOOLS>calculator(expression)</AVAILABLE_TOOLS>\n\n"}[shown]
+    assert all(t["messages"][0]["content"].startswith(head) for t in traces)
     assert sorted({t["meta"]["difficulty"] for t in traces}) == [1, 2, 3, 4]
     for trace in traces:
         row = _prompt_row(trace)
@@ -80,8 +83,8 @@ def test_traces_render_as_the_environment_plays_them(env_and_tok, mode):
             answer = renderer.answer_ids(ep.messages, feedback.messages, start.tools, enc.input_ids[b - 1])
             assert enc.input_ids[b:spans[k + 1][0]] == answer
             ep.messages += feedback.messages
-        # The final turn is the plain math row's answer (working and boxed result): it scores 1
-        # under the demo's reward, every equation holding.
+        # The final turn boxes the calculator's last answer: it scores 1 under the demo's reward.
+        assert assistant[-1]["content"].endswith(f"\\boxed{{{tool_turns[-1]['content']}}}.")
         sample = RewardSample(row.id, row.prompt_messages, assistant[-1]["content"], row.reward, mode)
         assert math_steps_reward(sample).score == 1.0
 
