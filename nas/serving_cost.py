@@ -6,7 +6,9 @@ anchor shapes, both at full depth: the parent and the smallest widths on the can
 grid. Between them one block's time is affine in its parameter count, per block type (a
 fixed part -- norms, kernel launches, per-step bookkeeping -- plus a part that grows with
 the weights); the rest of the model (embedding, LM head, the engine's per-step work) is
-affine in the hidden size. A child's time is that rest plus its kept blocks; its speedup
+affine in the hidden size. Block times that add up to more than their whole model (each is
+a difference of two noisy measurements) are scaled down to fit it, so the model reproduces
+both anchors' measured totals. A child's time is that rest plus its kept blocks; its speedup
 is the parent's time over it. Neither line may fall with size (a noisy measurement must
 not make a bigger block look cheaper) or go below 0.
 """
@@ -27,13 +29,20 @@ class Anchor:
     cfg: object  # NemotronHConfig
     runtimes: BlockRuntimes
 
+    def _scale(self, phase: str) -> float:
+        """Per-block times are differences of whole-model times, each with its own noise; when
+        they add up to more than the whole model they are scaled down to fit it."""
+        total = getattr(self.runtimes, f"model_{phase}_ms")
+        blocks = sum(getattr(self.runtimes, f"{phase}_ms")[kind] for kind in self.cfg.layers_block_type)
+        return min(1.0, total / blocks) if blocks > 0 else 1.0
+
     def block_ms(self, kind: str, phase: str) -> float:
-        return getattr(self.runtimes, f"{phase}_ms")[kind]
+        return getattr(self.runtimes, f"{phase}_ms")[kind] * self._scale(phase)
 
     def rest_ms(self, phase: str) -> float:
-        """The whole model's time minus its blocks'."""
+        """The whole model's time minus its blocks' (at least 0)."""
         total = getattr(self.runtimes, f"model_{phase}_ms")
-        return total - sum(self.block_ms(kind, phase) for kind in self.cfg.layers_block_type)
+        return max(total - sum(self.block_ms(kind, phase) for kind in self.cfg.layers_block_type), 0.0)
 
 
 def _affine(x: float, x0: float, y0: float, x1: float, y1: float) -> float:

@@ -52,6 +52,16 @@ def test_cost_model_reproduces_its_anchors_and_falls_with_size(hybrid):
     assert 1.0 < fewer_heads["decode"] < cost.speedup(child_config(cfg, PruneSpec(mamba_num_heads=4)))["decode"]
 
 
+def test_block_times_adding_up_to_more_than_the_model_are_scaled_to_fit(hybrid):
+    cfg = hybrid[0].config
+    small = child_config(cfg, SMALLEST)
+    big = runtimes(1.0, 0.2, 0.1, 0.5, cfg)
+    big.model_decode_ms = 2.0  # the blocks alone add up to 2.7
+    cost = ServingCostModel(Anchor(cfg, big), Anchor(small, runtimes(0.45, 0.12, 0.08, 0.4, small)))
+    assert cost.predict_ms(cfg)["decode"] == pytest.approx(2.0)
+    assert cost.parent.block_ms(MAMBA, "decode") == pytest.approx(1.0 * 2.0 / 2.7)
+
+
 def test_a_noisy_anchor_never_makes_a_bigger_block_cheaper(hybrid):
     cfg = hybrid[0].config
     small = child_config(cfg, SMALLEST)
