@@ -17,15 +17,21 @@ def plot_curves(history: list[dict[str, Any]], out_png: Path) -> Path:
     axes[0].plot([r["step"] for r in steps], [r["reward_mean"] for r in steps], label="reward (mean)")
     axes[0].plot([r["step"] for r in steps], [r["accuracy"] for r in steps], label="train accuracy")
     axes[0].set_title("rollouts")
+    axes[1].set_prop_cycle(color=plt.cm.tab20.colors)  # up to 20 lines with tools on and off
     for key in sorted({k for r in evals for k in r if k.startswith("heldout_")}):
         pts = [(r["step"], r[key]) for r in evals if key in r]
         kind = "sampled" if key.startswith("heldout_mean_") else "greedy"
-        mode, _, level = key.split("accuracy_", 1)[1].partition("_l")
+        name = key.split("accuracy_", 1)[1]
+        if name.endswith("_tool_call_rate"):  # environments: the share of episodes that called a tool
+            axes[1].plot(*zip(*pts), marker="x", linestyle=":",
+                         label=f"{name.removesuffix('_tool_call_rate')} {kind}, tool-call rate")
+            continue
+        mode, _, level = name.partition("_l")
         if level and kind == "sampled":
             continue  # per-level lines for the greedy metric only: the plot stays readable
         axes[1].plot(*zip(*pts), marker="o", linestyle="--" if level else "-", linewidth=2 if not level else 1,
                      label=f"{mode} {kind}, level {level}" if level else f"{mode} {kind}, all")
-    axes[1].set_title("held-out accuracy")
+    axes[1].set_title("held-out accuracy (and tool-call rate)")
     axes[2].plot([r["step"] for r in steps], [r["response_tokens_mean"] for r in steps], label="response tokens")
     axes[2].set_title("response length")
     for ax in axes:
