@@ -37,8 +37,10 @@ def install_tool_package(site: Path) -> None:
     sys.path.insert(0, str(site))
 
 
-def memorize(model_dir: str, out_dir: Path, conversations: list[list[dict]], steps: int = 500, lr: float = 3e-3) -> Path:
-    """Train the model on the conversations' assistant turns until it replays them."""
+def memorize(model_dir: str, out_dir: Path, conversations: list[list[dict]], steps: int = 500, lr: float = 3e-3,
+             min_logit_gap: float = 0.0) -> Path:
+    """Train the model on the conversations' assistant turns until it replays them: every
+    trained token is the greedy choice by more than `min_logit_gap` (logits) for 10 steps."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -60,13 +62,16 @@ def memorize(model_dir: str, out_dir: Path, conversations: list[list[dict]], ste
         labels[i, :n] = torch.tensor([t if m else -100 for t, m in zip(e.input_ids, e.loss_mask)])
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
-    margin = 0
+    streak = 0
     for _ in range(steps):
         out = model(input_ids=ids, attention_mask=attn, labels=labels)
         target = labels[:, 1:]
-        exact = bool((out.logits[:, :-1].argmax(-1) == target)[target != -100].all())
-        margin = margin + 1 if exact else 0
-        if margin > 10:  # every trained token is the greedy choice, with some margin
+        trained = target != -100
+        logits = out.logits[:, :-1][trained].detach()
+        chosen = logits.gather(-1, target[trained].unsqueeze(-1)).squeeze(-1)
+        runner_up = logits.scatter(-1, target[trained].unsqueeze(-1), float("-inf")).max(-1).values
+        streak = streak + 1 if bool((chosen - runner_up).min() > min_logit_gap) else 0
+        if streak > 10:
             break
         opt.zero_grad()
         out.loss.backward()
