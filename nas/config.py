@@ -97,6 +97,8 @@ class MinitronSSMConfig:
         "training of the tiny hybrid parent (cached under REFORGE_HOME)")})
     parent_lr: float = field(default=3e-3, metadata={"help": "learning rate of the tiny parent's training"})
     parent_batch_size: int = field(default=16, metadata={"help": "batch size of the tiny parent's training"})
+    parent_train_rows: int = field(default=4000, metadata={"help": (
+        "synthetic math problems the tiny parent is trained on (part of its cache key)")})
     seed: int = field(default=0, metadata={"help": "seed of data, initialisation and candidate order"})
     calib_samples: int = field(default=64, metadata={"help": "importance (activations)"})
     score_samples: int = field(default=16, metadata={"help": "depth scores, candidate ranking, MiniPuzzle scores"})
@@ -115,6 +117,9 @@ class MinitronSSMConfig:
         "latency budget: a candidate predicted to serve in vLLM less than this many times faster than the "
         "parent, in decode or in prefill, is dropped before the KL ranking (nas.serving_cost: per-block "
         "times measured at the parent and at the smallest grid widths); 0 = off")})
+    confirm_candidates: int = field(default=6, metadata={"help": (
+        "with min_speedup: at most this many of the best candidates are served in vLLM next to the parent "
+        "and kept only if their measured speedup meets the budget too; 0 = trust the prediction")})
     top_candidates: int = field(default=3, metadata={"help": "short KD for this many, best KL first"})
     short_kd_steps: int = field(default=20, metadata={"help": (
         "KD steps of each top candidate before the winner is picked")})

@@ -120,7 +120,7 @@ class BlockRuntimes:
     clock: str  # "cpu": the serving process's CPU time; "wall": the wall clock
 
 
-def _phase_ms(t: dict, clock: str, decode_tokens: int) -> tuple[float, float]:
+def phase_ms(t: dict, clock: str, decode_tokens: int) -> tuple[float, float]:
     """(prefill, one decode step) of a nas.costs timing, by `clock`."""
     if clock == "cpu":
         step = (t["full_cpu_ms"] - t["prefill_cpu_ms"]) / decode_tokens
@@ -155,7 +155,7 @@ def measure_block_runtimes(model, tok, work_dir: Path, settings, rounds: int = 1
             kept.ffn[i] = torch.arange(cfg.intermediate_size)
         dirs.append(save_hf(prune(model, spec, kept), tok, work_dir / f"without-{TYPE_NAMES[kind]}"))
         removed[kind] = len(drop)
-    timings = [_phase_ms(t, clock, settings.decode_tokens) for t in measure_in_subprocess(dirs, settings, rounds)]
+    timings = [phase_ms(t, clock, settings.decode_tokens) for t in measure_in_subprocess(dirs, settings, rounds)]
     (base_pre, base_dec) = timings[0]
     out = BlockRuntimes({kind: 0.0 for kind in TYPE_NAMES}, {kind: 0.0 for kind in TYPE_NAMES}, base_dec, base_pre,
                         clock)

@@ -3,7 +3,8 @@
 parent -> activation importance (nas.ssm_importance) -> depth scores (logit NMSE) ->
 candidate children under a parameter budget (group-aware width + depth, nas.nemotron_h),
 those predicted too slow to serve dropped (`min_speedup`, nas.serving_cost), the rest
-ranked by KL to the parent before distillation -> short logit KD of the best few -> full
+ranked by KL to the parent before distillation, the best served in vLLM to confirm their
+speedup -> short logit KD of the best few -> full
 KD of the winner -> a random-pruned child of the same shape with the same KD -> MiniPuzzle
 layer search (nas.minipuzzle) -> served comparison in vLLM (accuracy, prefill and decode).
 """
@@ -32,7 +33,8 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def build_hybrid_parent(out_dir: str | Path, preset: str, steps: int, lr: float, batch_size: int, seed: int) -> Path:
+def build_hybrid_parent(out_dir: str | Path, preset: str, steps: int, lr: float, batch_size: int, seed: int,
+                        train_rows: int = 4000) -> Path:
     """The tiny NemotronH parent trained on synthetic math by nas.parent's response-only
     loop; cached by directory."""
     from core.checkpoint import load_hf, save_hf
@@ -44,7 +46,8 @@ def build_hybrid_parent(out_dir: str | Path, preset: str, steps: int, lr: float,
         return out
     init = build_tiny_hybrid(out.with_name(out.name + ".init"), preset, seed=seed)
     model, tok = load_hf(init)
-    train_parent(model, tok, ParentTraining(steps=steps, lr=lr, batch_size=batch_size, seed=seed))
+    train_parent(model, tok, ParentTraining(steps=steps, lr=lr, batch_size=batch_size, n_train=train_rows,
+                                                 seed=seed))
     save_hf(model, tok, out.with_name(out.name + ".tmp"))
     shutil.rmtree(init, ignore_errors=True)
     return Path(shutil.move(str(out.with_name(out.name + ".tmp")), str(out)))
@@ -114,6 +117,7 @@ class Ranked:
     params: int
     kl_pruned: float  # before any distillation
     predicted_speedup: dict[str, float] | None = None  # nas.serving_cost, per phase
+    measured_speedup: dict[str, float] | None = None  # served next to the parent (confirm_speedups)
     kl_short_kd: float | None = None
 
     def describe(self) -> str:
@@ -148,6 +152,42 @@ def rank_candidates(parent, imp, candidates: list[tuple[PruneSpec, int]], parent
     return sorted(out, key=lambda r: r.kl_pruned)
 
 
+def confirm_speedups(parent, parent_dir: Path, tok, imp, ranked: list[Ranked], min_speedup: float, want: int,
+                     limit: int, settings, rounds: int, work: Path, log=_log) -> list[Ranked]:
+    """The finalists' speedups measured, not predicted: candidates are pruned and served in
+    vLLM next to the parent (one process, round-robin, so both see the same load), best KL
+    first, `want` at a time, until `want` of them reach `min_speedup` in decode and prefill
+    or `limit` have been measured. The prediction only thins out the grid: block times from
+    two anchors missed a child's decode speed by 1.4x in an earlier run (docs/nas.md)."""
+    from core.checkpoint import save_hf
+    from nas.costs import measure_in_subprocess
+    from nas.minipuzzle import phase_ms
+
+    cfg, confirmed, measured = parent.config, [], []
+    while len(confirmed) < want and len(measured) < min(limit, len(ranked)):
+        batch = ranked[len(measured):min(len(measured) + want, limit)]
+        dirs = [parent_dir] + [save_hf(prune(parent, r.spec, kept_indices(cfg, imp, r.spec)), tok,
+                                       work / f"candidate-{len(measured) + i}") for i, r in enumerate(batch)]
+        (p_pre, p_dec), *timed = [phase_ms(t, "cpu", settings.decode_tokens)
+                                  for t in measure_in_subprocess(dirs, settings, rounds)]
+        for r, (pre, dec) in zip(batch, timed):
+            r.measured_speedup = {"decode": p_dec / dec, "prefill": p_pre / pre}
+            ok = min(r.measured_speedup.values()) >= min_speedup  # False for NaN (a stalled call)
+            log(f"[minitron-ssm] measured {r.spec}: decode {r.measured_speedup['decode']:.2f}x, prefill "
+                f"{r.measured_speedup['prefill']:.2f}x (predicted {r.predicted_speedup['decode']:.2f}x / "
+                f"{r.predicted_speedup['prefill']:.2f}x){'' if ok else f' -- below min_speedup {min_speedup}'}")
+            confirmed += [r] if ok else []
+        measured += batch
+        shutil.rmtree(work, ignore_errors=True)
+    if not confirmed:
+        raise ValueError(
+            f"min_speedup {min_speedup}: none of the {len(measured)} best candidates predicted to reach it does when "
+            "served (" + "; ".join(f"{r.spec}: decode {r.measured_speedup['decode']:.2f}x, prefill "
+                                    f"{r.measured_speedup['prefill']:.2f}x" for r in measured)
+            + "); lower min_speedup, raise confirm_candidates, or add smaller widths / larger layers_dropped")
+    return confirmed[:want]
+
+
 def run(c: MinitronSSMConfig) -> dict:
     from core.checkpoint import load_hf, save_hf
     from nas.costs import CostSettings, measure_in_subprocess
@@ -173,8 +213,8 @@ def run(c: MinitronSSMConfig) -> dict:
         t = time.perf_counter()
 
     parent_dir = Path(c.parent_dir) if c.parent_dir else build_hybrid_parent(
-        reforge_home() / "nas" / f"{c.parent_preset}-s{c.parent_steps}-seed{c.seed}", c.parent_preset,
-        c.parent_steps, c.parent_lr, c.parent_batch_size, c.seed)
+        reforge_home() / "nas" / f"{c.parent_preset}-s{c.parent_steps}-n{c.parent_train_rows}-seed{c.seed}",
+        c.parent_preset, c.parent_steps, c.parent_lr, c.parent_batch_size, c.seed, c.parent_train_rows)
     parent, tok = load_hf(parent_dir)
     parent.eval()
     pcfg = parent.config
@@ -215,6 +255,9 @@ def run(c: MinitronSSMConfig) -> dict:
     ranked = rank_candidates(parent, imp, candidates, parent_logp, score, cost, c.min_speedup)
     _log(f"[minitron-ssm] {len(candidates)} candidates, {len(ranked)} predicted at least {c.min_speedup}x faster; "
          "best before KD: " + ", ".join(r.describe() for r in ranked[:c.top_candidates]))
+    if c.min_speedup > 0 and c.confirm_candidates > 0:
+        ranked = confirm_speedups(parent, parent_dir, tok, imp, ranked, c.min_speedup, c.top_candidates,
+                                  c.confirm_candidates, settings, c.cost.rounds, root / "confirm_speed")
     stage("candidates")
 
     kd_data = math_batch(tok, c.kd_samples, TRAIN_SEED + 2)
@@ -292,6 +335,8 @@ def run(c: MinitronSSMConfig) -> dict:
         "child_predicted_speedup": round(best.predicted_speedup["decode"], 3) if best.predicted_speedup else None,
         "child_predicted_prefill_speedup": round(best.predicted_speedup["prefill"], 3)
         if best.predicted_speedup else None,
+        "child_measured_speedup_at_selection": {k: round(v, 3) for k, v in best.measured_speedup.items()}
+        if best.measured_speedup else None,
         "child_kl_pruned": round(best.kl_pruned, 4),
         "child_kl_short_kd": round(best_kl, 4), "child_kl_after_kd": round(child_kl, 4),
         "kd_loss_first": history[0]["loss"] if history else None,

