@@ -255,6 +255,7 @@ def run(c: MinitronSSMConfig) -> dict:
     ranked = rank_candidates(parent, imp, candidates, parent_logp, score, cost, c.min_speedup)
     _log(f"[minitron-ssm] {len(candidates)} candidates, {len(ranked)} predicted at least {c.min_speedup}x faster; "
          "best before KD: " + ", ".join(r.describe() for r in ranked[:c.top_candidates]))
+    within_budget = len(ranked)
     if c.min_speedup > 0 and c.confirm_candidates > 0:
         ranked = confirm_speedups(parent, parent_dir, tok, imp, ranked, c.min_speedup, c.top_candidates,
                                   c.confirm_candidates, settings, c.cost.rounds, root / "confirm_speed")
@@ -331,7 +332,8 @@ def run(c: MinitronSSMConfig) -> dict:
         "random_prune_accuracy_se": se(served["random"]["accuracy"]) if "random" in served else None,
         "eval_samples": n,
         **speed, "serving_batch_size": settings.batch_size, "serving_cpu_threads": settings.cpu_threads,
-        "candidates": len(candidates), "min_speedup": c.min_speedup, "candidates_within_min_speedup": len(ranked),
+        "candidates": len(candidates), "min_speedup": c.min_speedup, "candidates_within_min_speedup": within_budget,
+        "candidates_confirmed_by_measurement": len(ranked) if c.min_speedup > 0 and c.confirm_candidates > 0 else None,
         "child_predicted_speedup": round(best.predicted_speedup["decode"], 3) if best.predicted_speedup else None,
         "child_predicted_prefill_speedup": round(best.predicted_speedup["prefill"], 3)
         if best.predicted_speedup else None,
