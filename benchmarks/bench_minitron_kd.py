@@ -3,6 +3,8 @@
     # continue the KD of the run's importance-pruned (or random-pruned) child by N steps
     .venv/bin/python benchmarks/bench_minitron_kd.py kd --run RUN_DIR --which child --steps 400
     .venv/bin/python benchmarks/bench_minitron_kd.py kd --run RUN_DIR --which random_child --steps 400
+    # another shape: the best candidate by KL with N Mamba heads, pruned and distilled from scratch
+    .venv/bin/python benchmarks/bench_minitron_kd.py shape --run RUN_DIR --mamba-heads 8 --steps 600
     # greedy held-out accuracy of the parent and every child folder of the run, on the same problems
     .venv/bin/python benchmarks/bench_minitron_kd.py eval --run RUN_DIR --problems 500
 
@@ -73,6 +75,51 @@ def kd(run: Path, which: str, steps: int, threads: int) -> dict:
     return rec
 
 
+def shape(run: Path, mamba_heads: int, steps: int, threads: int) -> dict:
+    """The best candidate by KL (before KD) among the run's grid points with `mamba_heads`
+    heads, pruned with the run's importance and given `steps` of the recipe's KD; saved as
+    `child_kd<steps>_<heads>heads/` (the recipe's own choice is ranked under its budget)."""
+    import torch
+    import torch.nn.functional as F
+
+    from core.checkpoint import load_hf, save_hf
+    from core.config import load_config
+    from nas.config import MinitronSSMConfig
+    from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
+    from nas.gkd import GKDConfig, distill
+    from nas.minitron_ssm import candidate_specs, kl_to_parent, rank_candidates
+    from nas.nemotron_h import prune
+    from nas.ssm_importance import collect_importance, kept_indices, layer_removal_scores
+
+    torch.set_num_threads(threads)
+    c = load_config(MinitronSSMConfig, str(run / "config.yaml"), [])
+    summary = json.loads((run / "summary.json").read_text())
+    parent, tok = load_hf(summary["parent_dir"])
+    parent.eval()
+    torch.manual_seed(c.seed)
+    imp = collect_importance(parent, [math_batch(tok, c.calib_samples, TRAIN_SEED + 1)])
+    score = math_batch(tok, c.score_samples, HELDOUT_SEED + 1)
+    imp.layers = layer_removal_scores(parent, score)
+    with torch.no_grad():
+        parent_logp = F.log_softmax(parent(input_ids=score.input_ids, attention_mask=score.attention_mask,
+                                           use_cache=False).logits.float(), -1)
+    grid = [(s, n) for s, n in candidate_specs(parent.config, imp.layers, c) if s.mamba_num_heads == mamba_heads]
+    if not grid:
+        raise SystemExit(f"no candidate with {mamba_heads} Mamba heads in the run's grid and parameter range")
+    best = rank_candidates(parent, imp, grid, parent_logp, score)[0]
+    child = prune(parent, best.spec, kept_indices(parent.config, imp, best.spec))
+    t = time.perf_counter()
+    distill(child, parent, math_batch(tok, c.kd_samples, TRAIN_SEED + 2),
+            GKDConfig(steps=steps, batch_size=c.kd_batch_size, lr=c.kd_lr, cosine_weight=0.0, kl_weight=1.0,
+                      seed=c.seed + 1), log=print)
+    out = save_hf(child, tok, run / f"child_kd{steps}_{mamba_heads}heads")
+    rec = {"spec": str(best.spec), "params": best.params, "param_ratio": round(best.params / summary["parent_params"], 4),
+           "kl_pruned": round(best.kl_pruned, 4), f"kl_after_kd{steps}": round(kl_to_parent(child, parent_logp, score), 4),
+           "seconds": round(time.perf_counter() - t, 1), "dir": str(out), "torch_threads": threads}
+    print(json.dumps(rec), flush=True)
+    return rec
+
+
 def _se(xs: list[float]) -> float:
     n = len(xs)
     mean = sum(xs) / n
@@ -120,7 +167,8 @@ def evaluate(run: Path, problems: int, max_tokens: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=["kd", "eval"])
+    ap.add_argument("mode", choices=["kd", "shape", "eval"])
+    ap.add_argument("--mamba-heads", type=int, default=8, help="shape: the Mamba heads of the child")
     ap.add_argument("--run", required=True)
     ap.add_argument("--which", default="child")
     ap.add_argument("--steps", type=int, default=400)
@@ -135,6 +183,8 @@ def main() -> None:
     data.setdefault("run", str(run))
     if a.mode == "kd":
         data.setdefault("kd", []).append({**kd(run, a.which, a.steps, a.threads), "machine": machine_facts()})
+    elif a.mode == "shape":
+        data.setdefault("kd", []).append({**shape(run, a.mamba_heads, a.steps, a.threads), "machine": machine_facts()})
     else:
         data["eval"] = {**evaluate(run, a.problems, a.max_tokens), "machine": machine_facts()}
         print(json.dumps(data["eval"]["results"], indent=1), flush=True)
