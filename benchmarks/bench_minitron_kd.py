@@ -36,14 +36,13 @@ def _load(path: Path) -> dict:
 
 def kd(run: Path, which: str, steps: int, threads: int) -> dict:
     import torch
-    import torch.nn.functional as F
 
     from core.checkpoint import load_hf, save_hf
     from core.config import load_config
     from nas.config import MinitronSSMConfig
     from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
     from nas.gkd import GKDConfig, distill
-    from nas.minitron_ssm import kl_to_parent
+    from nas.minitron_ssm import kl_to_parent, log_probs
 
     torch.set_num_threads(threads)
     c = load_config(MinitronSSMConfig, str(run / "config.yaml"), [])
@@ -57,9 +56,7 @@ def kd(run: Path, which: str, steps: int, threads: int) -> dict:
     child, _ = load_hf(src)
     parent.eval()
     score = math_batch(tok, c.score_samples, HELDOUT_SEED + 1)
-    with torch.no_grad():
-        parent_logp = F.log_softmax(parent(input_ids=score.input_ids, attention_mask=score.attention_mask,
-                                           use_cache=False).logits.float(), -1)
+    parent_logp = log_probs(parent, score)
     before = kl_to_parent(child, parent_logp, score)
     t = time.perf_counter()
     history = distill(child, parent, math_batch(tok, c.kd_samples, TRAIN_SEED + 2),
@@ -80,16 +77,15 @@ def shape(run: Path, mamba_heads: int, steps: int, threads: int) -> dict:
     heads, pruned with the run's importance and given `steps` of the recipe's KD; saved as
     `child_kd<steps>_<heads>heads/` (the recipe's own choice is ranked under its budget)."""
     import torch
-    import torch.nn.functional as F
 
     from core.checkpoint import load_hf, save_hf
     from core.config import load_config
     from nas.config import MinitronSSMConfig
-    from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
+    from nas.data import TRAIN_SEED, math_batch
     from nas.gkd import GKDConfig, distill
-    from nas.minitron_ssm import candidate_specs, kl_to_parent, rank_candidates
+    from nas.minitron_ssm import candidate_specs, importance_and_scores, kl_to_parent, log_probs, rank_candidates
     from nas.nemotron_h import prune
-    from nas.ssm_importance import collect_importance, kept_indices, layer_removal_scores
+    from nas.ssm_importance import kept_indices
 
     torch.set_num_threads(threads)
     c = load_config(MinitronSSMConfig, str(run / "config.yaml"), [])
@@ -97,12 +93,8 @@ def shape(run: Path, mamba_heads: int, steps: int, threads: int) -> dict:
     parent, tok = load_hf(summary["parent_dir"])
     parent.eval()
     torch.manual_seed(c.seed)
-    imp = collect_importance(parent, [math_batch(tok, c.calib_samples, TRAIN_SEED + 1)])
-    score = math_batch(tok, c.score_samples, HELDOUT_SEED + 1)
-    imp.layers = layer_removal_scores(parent, score)
-    with torch.no_grad():
-        parent_logp = F.log_softmax(parent(input_ids=score.input_ids, attention_mask=score.attention_mask,
-                                           use_cache=False).logits.float(), -1)
+    imp, score = importance_and_scores(parent, tok, c)
+    parent_logp = log_probs(parent, score)
     grid = [(s, n) for s, n in candidate_specs(parent.config, imp.layers, c) if s.mamba_num_heads == mamba_heads]
     if not grid:
         raise SystemExit(f"no candidate with {mamba_heads} Mamba heads in the run's grid and parameter range")

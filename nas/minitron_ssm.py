@@ -53,11 +53,29 @@ def build_hybrid_parent(out_dir: str | Path, preset: str, steps: int, lr: float,
     return Path(shutil.move(str(out.with_name(out.name + ".tmp")), str(out)))
 
 
+def importance_and_scores(parent, tok, c: MinitronSSMConfig):
+    """Activation importance on the calibration problems and depth scores (logit NMSE) on the
+    scoring problems, with the scoring batch: what every pruning of this parent starts from."""
+    from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
+    from nas.ssm_importance import collect_importance, layer_removal_scores
+
+    imp = collect_importance(parent, [math_batch(tok, c.calib_samples, TRAIN_SEED + 1)])
+    score = math_batch(tok, c.score_samples, HELDOUT_SEED + 1)
+    imp.layers = layer_removal_scores(parent, score)
+    return imp, score
+
+
+@torch.no_grad()
+def log_probs(model, batch) -> torch.Tensor:
+    """The model's next-token log-probabilities on a token batch (the KL reference)."""
+    return F.log_softmax(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                               use_cache=False).logits.float(), -1)
+
+
 @torch.no_grad()
 def kl_to_parent(model, parent_logp: torch.Tensor, batch) -> float:
     """KL(parent || model) per real token."""
-    logq = F.log_softmax(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                               use_cache=False).logits.float(), -1)
+    logq = log_probs(model, batch)
     return float((parent_logp.exp() * (parent_logp - logq)).sum(-1)[batch.attention_mask.bool()].mean())
 
 
@@ -191,11 +209,10 @@ def confirm_speedups(parent, parent_dir: Path, tok, imp, ranked: list[Ranked], m
 def run(c: MinitronSSMConfig) -> dict:
     from core.checkpoint import load_hf, save_hf
     from nas.costs import CostSettings, measure_in_subprocess
-    from nas.data import HELDOUT_SEED, TRAIN_SEED, math_batch
+    from nas.data import TRAIN_SEED, math_batch
     from nas.gkd import GKDConfig, distill
     from nas.minipuzzle import build_library, drop_one_kl, measure_block_runtimes, parent_totals, search
     from nas.serving_cost import Anchor
-    from nas.ssm_importance import collect_importance, layer_removal_scores
 
     run_dir = RunDir.create(runs_root(), "minitron_ssm", c.run_dir)
     run_dir.save_config(c)
@@ -223,10 +240,7 @@ def run(c: MinitronSSMConfig) -> dict:
         raise AssertionError(f"parameter formula {parameter_count(pcfg)} != model {parent_params}")
     stage("parent")
 
-    calib = math_batch(tok, c.calib_samples, TRAIN_SEED + 1)
-    imp = collect_importance(parent, [calib])
-    score = math_batch(tok, c.score_samples, HELDOUT_SEED + 1)
-    imp.layers = layer_removal_scores(parent, score)
+    imp, score = importance_and_scores(parent, tok, c)
     (root / "depth_scores.json").write_text(json.dumps(
         {f"{i} {pcfg.layers_block_type[i]}": s for i, s in imp.layers.items()}, indent=2))
     stage("importance")
@@ -248,15 +262,14 @@ def run(c: MinitronSSMConfig) -> dict:
     shutil.rmtree(cost_work, ignore_errors=True)
     stage("serving_cost")
 
-    with torch.no_grad():
-        parent_logp = F.log_softmax(parent(input_ids=score.input_ids, attention_mask=score.attention_mask,
-                                           use_cache=False).logits.float(), -1)
+    parent_logp = log_probs(parent, score)
     candidates = candidate_specs(pcfg, imp.layers, c)
     ranked = rank_candidates(parent, imp, candidates, parent_logp, score, cost, c.min_speedup)
     _log(f"[minitron-ssm] {len(candidates)} candidates, {len(ranked)} predicted at least {c.min_speedup}x faster; "
          "best before KD: " + ", ".join(r.describe() for r in ranked[:c.top_candidates]))
     within_budget = len(ranked)
-    if c.min_speedup > 0 and c.confirm_candidates > 0:
+    confirm = c.min_speedup > 0 and c.confirm_candidates > 0
+    if confirm:
         ranked = confirm_speedups(parent, parent_dir, tok, imp, ranked, c.min_speedup, c.top_candidates,
                                   c.confirm_candidates, settings, c.cost.rounds, root / "confirm_speed")
     stage("candidates")
@@ -333,7 +346,7 @@ def run(c: MinitronSSMConfig) -> dict:
         "eval_samples": n,
         **speed, "serving_batch_size": settings.batch_size, "serving_cpu_threads": settings.cpu_threads,
         "candidates": len(candidates), "min_speedup": c.min_speedup, "candidates_within_min_speedup": within_budget,
-        "candidates_confirmed_by_measurement": len(ranked) if c.min_speedup > 0 and c.confirm_candidates > 0 else None,
+        "candidates_confirmed_by_measurement": len(ranked) if confirm else None,
         "child_predicted_speedup": round(best.predicted_speedup["decode"], 3) if best.predicted_speedup else None,
         "child_predicted_prefill_speedup": round(best.predicted_speedup["prefill"], 3)
         if best.predicted_speedup else None,
