@@ -84,9 +84,13 @@ def _get_sandbox():
 
 
 PYTHON_TIMEOUT_S = 5.0
+# The sandbox stops the program at PYTHON_TIMEOUT_S itself; the runner waits that long plus
+# the sandbox's start-up, so a slow start on a loaded machine is never reported as a timeout
+# of the tool while the program it started is still running.
+PYTHON_CALL_TIMEOUT_S = PYTHON_TIMEOUT_S + 10.0
 
 
-@tool("python", runs_in="caller", parameters={
+@tool("python", runs_in="caller", timeout_s=PYTHON_CALL_TIMEOUT_S, parameters={
     "type": "object", "properties": {"code": {"type": "string", "description": "a Python program; print the result"}},
     "required": ["code"]})
 def python(code: str) -> str:

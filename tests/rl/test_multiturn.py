@@ -113,8 +113,10 @@ def test_scripted_episodes_token_by_token(setup):
     assert gen.calls == [(2 * len(SCRIPTS), 1), (2 * (len(SCRIPTS) - 1), 1)]
     for g, (row, turns, observations) in zip(groups, SCRIPTS):
         for ep in g.episodes:
-            assert ep.policy_turns() == turns, row.id  # the engine replayed the script
+            # Observations first: a policy turn that strays after an unexpected observation
+            # must be reported as the observation it followed.
             assert [m["content"] for m in ep.messages if m["role"] == "tool"] == observations, row.id
+            assert ep.policy_turns() == turns, row.id  # the engine replayed the script
             assert ep.finish == "done"
             # The episode's ids and mask are exactly the template's rendering of the same
             # conversation and its assistant mask: policy tokens carry loss, nothing else.
