@@ -114,12 +114,13 @@ class MinitronSSMConfig:
     layers_dropped: list[int] = field(default_factory=lambda: [0, 2, 4], metadata={"help": (
         "by logit-NMSE, never attention")})
     min_speedup: float = field(default=0.0, metadata={"help": (
-        "latency budget: a candidate predicted to serve in vLLM less than this many times faster than the "
-        "parent, in decode or in prefill, is dropped before the KL ranking (nas.serving_cost: per-block "
-        "times measured at the parent and at the smallest grid widths); 0 = off")})
+        "latency budget: the child must serve in vLLM this many times faster than the parent, in decode and "
+        "in prefill (measured: confirm_candidates; or predicted: nas.serving_cost); 0 = off")})
     confirm_candidates: int = field(default=6, metadata={"help": (
-        "with min_speedup: at most this many of the best candidates are served in vLLM next to the parent "
-        "and kept only if their measured speedup meets the budget too; 0 = trust the prediction")})
+        "with min_speedup: at most this many of the best candidates by KL (each Mamba width's best first) "
+        "are served in vLLM next to the parent and kept only at the budget measured; 0 = predict instead "
+        "(per-block times at the parent and at the smallest grid widths; a candidate predicted below the "
+        "budget is dropped before the KL ranking)")})
     confirm_margin: float = field(default=0.0, metadata={"help": (
         "with confirm_candidates: a served candidate is kept only at min_speedup x (1 + this) measured, for "
         "the speed ratio a second engine process may measure lower")})

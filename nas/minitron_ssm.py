@@ -1,10 +1,11 @@
 """Minitron-SSM (arXiv 2504.11409) on a NemotronH hybrid, stage by stage, into one run dir:
 
 parent -> activation importance (nas.ssm_importance) -> depth scores (logit NMSE) ->
-candidate children under a parameter budget (group-aware width + depth, nas.nemotron_h),
-those predicted too slow to serve dropped (`min_speedup`, nas.serving_cost), the rest
-ranked by KL to the parent before distillation, the best served in vLLM to confirm their
-speedup -> short logit KD of the best few -> full
+candidate children under a parameter budget (group-aware width + depth, nas.nemotron_h)
+ranked by KL to the parent before distillation -> with a latency budget (`min_speedup`)
+the best of them served in vLLM next to the parent to confirm it (or, with
+`confirm_candidates: 0`, those predicted too slow by nas.serving_cost dropped) -> short
+logit KD of the best few -> full
 KD of the winner -> a random-pruned child of the same shape with the same KD -> MiniPuzzle
 layer search (nas.minipuzzle) -> served comparison in vLLM (accuracy, prefill and decode).
 """
@@ -190,7 +191,7 @@ def confirm_speedups(parent, parent_dir: Path, tok, imp, ranked: list[Ranked], m
     `serving_order`, `want` at a time, until `want` of them reach `min_speedup` x (1 +
     `margin`) in decode and prefill or `limit` have been measured; returned best KL first.
     The margin covers what one engine process cannot see: the same model's speed ratio
-    moved by up to 20 % between processes here. The prediction only thins out the grid."""
+    moved by up to 20 % between processes here."""
     from core.checkpoint import save_hf
     from nas.costs import measure_in_subprocess
     from nas.minipuzzle import phase_ms
@@ -206,16 +207,15 @@ def confirm_speedups(parent, parent_dir: Path, tok, imp, ranked: list[Ranked], m
         for r, (pre, dec) in zip(batch, timed):
             r.measured_speedup = {"decode": p_dec / dec, "prefill": p_pre / pre}
             ok = min(r.measured_speedup.values()) >= need  # False for NaN (a stalled call)
-            log(f"[minitron-ssm] measured {r.spec}: decode {r.measured_speedup['decode']:.2f}x, prefill "
-                f"{r.measured_speedup['prefill']:.2f}x (predicted {r.predicted_speedup['decode']:.2f}x / "
-                f"{r.predicted_speedup['prefill']:.2f}x){'' if ok else f' -- below {need:.2f}x'}")
+            log(f"[minitron-ssm] measured {r.spec} (KL {r.kl_pruned:.3f}): decode {r.measured_speedup['decode']:.2f}x, "
+                f"prefill {r.measured_speedup['prefill']:.2f}x{'' if ok else f' -- below {need:.2f}x'}")
             confirmed += [r] if ok else []
         measured += batch
         shutil.rmtree(work, ignore_errors=True)
     if not confirmed:
         raise ValueError(
             f"min_speedup {min_speedup} (x (1 + confirm_margin {margin}) = {need:.2f}x measured): none of the "
-            f"{len(measured)} best candidates predicted to reach it does when served ("
+            f"{len(measured)} candidates served reaches it ("
             + "; ".join(f"{r.spec}: decode {r.measured_speedup['decode']:.2f}x, prefill "
                         f"{r.measured_speedup['prefill']:.2f}x" for r in measured)
             + "); lower min_speedup or confirm_margin, raise confirm_candidates, or add smaller widths / larger "
@@ -265,10 +265,12 @@ def run(c: MinitronSSMConfig) -> dict:
     settings = CostSettings(c.cost.batch_size, c.cost.prompt_len, c.cost.decode_tokens, c.cost.repeats, c.cost.dtype,
                             c.cost.cpu_threads)
     cost_work = root / "serving_cost_models"
+    confirm = c.min_speedup > 0 and c.confirm_candidates > 0
+    predict = c.min_speedup > 0 and not confirm  # served, not predicted, when the finalists are confirmed
     parent_runtimes = measure_block_runtimes(parent, tok, cost_work / "parent", settings, c.cost.rounds, log=_log) \
-        if c.min_speedup > 0 or c.minipuzzle else None
+        if predict or c.minipuzzle else None
     cost = None
-    if c.min_speedup > 0:  # the second anchor: the smallest grid widths, at full depth
+    if predict:  # the second anchor: the smallest grid widths, at full depth
         small_spec = PruneSpec(min(c.hidden_sizes), min(c.mamba_heads), min(c.mamba_head_dims),
                                min(c.ffn_sizes)).resolve(pcfg)
         small = prune(parent, small_spec, kept_indices(pcfg, imp, small_spec))
@@ -281,11 +283,11 @@ def run(c: MinitronSSMConfig) -> dict:
 
     parent_logp = log_probs(parent, score)
     candidates = candidate_specs(pcfg, imp.layers, c)
-    ranked = rank_candidates(parent, imp, candidates, parent_logp, score, cost, c.min_speedup)
-    _log(f"[minitron-ssm] {len(candidates)} candidates, {len(ranked)} predicted at least {c.min_speedup}x faster; "
-         "best before KD: " + ", ".join(r.describe() for r in ranked[:c.top_candidates]))
-    within_budget = len(ranked)
-    confirm = c.min_speedup > 0 and c.confirm_candidates > 0
+    ranked = rank_candidates(parent, imp, candidates, parent_logp, score, cost, c.min_speedup if predict else 0.0)
+    _log(f"[minitron-ssm] {len(candidates)} candidates"
+         + (f", {len(ranked)} predicted at least {c.min_speedup}x faster" if predict else "")
+         + "; best before KD: " + ", ".join(r.describe() for r in ranked[:c.top_candidates]))
+    within_budget = len(ranked) if predict else None
     if confirm:
         ranked = confirm_speedups(parent, parent_dir, tok, imp, ranked, c.min_speedup, c.top_candidates,
                                   c.confirm_candidates, settings, c.served_rounds, root / "confirm_speed",
