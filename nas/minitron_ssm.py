@@ -172,16 +172,14 @@ def rank_candidates(parent, imp, candidates: list[tuple[PruneSpec, int]], parent
 
 
 def serving_order(ranked: list[Ranked]) -> list[Ranked]:
-    """The order finalists are served in: the best (lowest KL) candidate of each Mamba inner
-    width first, then the rest by KL. Decode speed follows the Mamba width far more than the
-    cost model's block times say (docs/nas.md), so every width gets one measured check
-    before a second candidate of a width already measured does."""
-    firsts, rest, widths = [], [], set()
+    """The order finalists are served in: round-robin over the Mamba inner widths (heads x
+    head dim), each width's candidates best KL first, widths in the order of their best KL.
+    Decode speed follows the Mamba width (docs/nas.md), so slots go to every width in turn
+    rather than all to the widths with the lowest KL, which serve slowest."""
+    by_width: dict[int, list[Ranked]] = {}
     for r in ranked:
-        width = r.spec.mamba_num_heads * r.spec.mamba_head_dim
-        (rest if width in widths else firsts).append(r)
-        widths.add(width)
-    return firsts + rest
+        by_width.setdefault(r.spec.mamba_num_heads * r.spec.mamba_head_dim, []).append(r)
+    return [r for rank in itertools.zip_longest(*by_width.values()) for r in rank if r is not None]
 
 
 def confirm_speedups(parent, parent_dir: Path, tok, imp, ranked: list[Ranked], min_speedup: float, want: int,

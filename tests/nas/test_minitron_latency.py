@@ -103,18 +103,17 @@ def test_min_speedup_picks_a_cheaper_child_than_kl_alone_and_an_empty_budget_nam
         rank_candidates(model, imp, candidates, ref, batch, None, min_speedup=1.3)
 
 
-def test_serving_order_checks_every_mamba_width_before_a_second_of_one():
-    """Best KL first within each Mamba inner width (heads x head dim); each width's best is
-    served before any width's second (hand-ordered)."""
+def test_serving_order_takes_the_mamba_widths_in_turn():
+    """Round-robin over Mamba inner widths (heads x head dim), best KL first within each,
+    widths ordered by their best KL (hand-ordered)."""
     from nas.minitron_ssm import Ranked, serving_order
 
     def r(heads, head_dim, kl):
         return Ranked(PruneSpec(64, heads, head_dim, 128), 1, kl)
 
-    ranked = [r(8, 8, 0.1), r(8, 8, 0.2), r(4, 16, 0.25), r(4, 8, 0.3), r(8, 8, 0.4), r(4, 8, 0.5)]
-    order = serving_order(ranked)
-    # widths 64, 64, 64, 32, 64, 32: the best of 64 (0.1) and of 32 (0.3), then the rest by KL
-    assert [x.kl_pruned for x in order] == [0.1, 0.3, 0.2, 0.25, 0.4, 0.5]
+    ranked = [r(8, 8, 0.1), r(8, 8, 0.2), r(4, 16, 0.25), r(4, 8, 0.3), r(8, 8, 0.4), r(2, 8, 0.45), r(4, 8, 0.5)]
+    # widths 64, 64, 64, 32, 64, 16, 32: firsts 0.1 (64), 0.3 (32), 0.45 (16); seconds 0.2, 0.5; then 0.25, 0.4
+    assert [x.kl_pruned for x in serving_order(ranked)] == [0.1, 0.3, 0.45, 0.2, 0.5, 0.25, 0.4]
     assert serving_order([]) == []
     with pytest.raises(ValueError, match="key 'confirm_margin': must be >= 0"):
         MinitronSSMConfig(confirm_margin=-0.1)
