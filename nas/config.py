@@ -117,7 +117,7 @@ class MinitronSSMConfig:
         "latency budget: the child must serve in vLLM this many times faster than the parent, in decode and "
         "in prefill (measured: confirm_candidates; or predicted: nas.serving_cost); 0 = off")})
     confirm_candidates: int = field(default=6, metadata={"help": (
-        "with min_speedup: at most this many of the best candidates by KL (each Mamba width's best first) "
+        "with min_speedup: at most this many of the best candidates by KL (the Mamba widths in turn) "
         "are served in vLLM next to the parent and kept only at the budget measured; 0 = predict instead "
         "(per-block times at the parent and at the smallest grid widths; a candidate predicted below the "
         "budget is dropped before the KL ranking)")})
